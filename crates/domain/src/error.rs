@@ -1,0 +1,108 @@
+//! The domain's errors: what a POS or a repository can fail with, and what a use case can.
+//! No HTTP status lives here; http-api alone chooses them.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::customer::Customer;
+use crate::ports::{Operation, Vendor};
+use crate::validation::ValidationErrors;
+
+/// What a vendor answered, for the caller to see: its status and its body, cut to a bound and
+/// free of credentials (adapters guarantee both before building one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VendorResponse {
+    pub vendor: Vendor,
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+/// A failure of the POS port.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum PosError {
+    #[error("the POS cannot {0}")]
+    Unsupported(Operation),
+    #[error("the POS has no such customer")]
+    NotFound,
+    #[error("the POS refused fields: {0}")]
+    Rejected(ValidationErrors),
+    #[error("the POS refused our credentials (status {})", .0.status)]
+    Unauthorized(VendorResponse),
+    #[error("the POS rejected the request (status {})", .0.status)]
+    Upstream(VendorResponse),
+    #[error("the POS answer could not be read: {message}")]
+    BadAnswer {
+        message: String,
+        response: Option<VendorResponse>,
+    },
+    #[error("the POS is unavailable: {message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<Duration>,
+        response: Option<VendorResponse>,
+    },
+    #[error("the POS did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The built-in `local` POS keeps customers in our own database.
+    #[error("the local POS failed: {0}")]
+    Storage(RepositoryError),
+}
+
+impl PosError {
+    /// Whether the mirror may answer instead: the POS could not be reached, as opposed to a
+    /// POS that answered "no".
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, PosError::Unavailable { .. } | PosError::Timeout(_))
+    }
+}
+
+/// A failure of a repository (mirror, stores, idempotency records).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum RepositoryError {
+    /// The database could not be reached or did not answer in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row no longer parses into domain values.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// What a use case can fail with.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum CustomerError {
+    #[error("catalog not found")]
+    CatalogNotFound,
+    #[error("customer not found")]
+    CustomerNotFound,
+    #[error("invalid customer: {0}")]
+    Invalid(ValidationErrors),
+    #[error("customer already exists")]
+    Duplicate(Box<Customer>),
+    #[error("Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyKeyInProgress,
+    #[error("the store's POS does not support {0}")]
+    Unsupported(Operation),
+    #[error(transparent)]
+    Pos(PosError),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+impl From<PosError> for CustomerError {
+    fn from(error: PosError) -> Self {
+        match error {
+            PosError::Unsupported(op) => CustomerError::Unsupported(op),
+            PosError::NotFound => CustomerError::CustomerNotFound,
+            PosError::Rejected(errors) => CustomerError::Invalid(errors),
+            PosError::Storage(e) => CustomerError::Repository(e),
+            other => CustomerError::Pos(other),
+        }
+    }
+}

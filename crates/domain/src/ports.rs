@@ -1,0 +1,301 @@
+//! The ports: traits the outside world implements for the use cases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::customer::{Customer, CustomerId, CustomerPatch, NewCustomer};
+use crate::error::{PosError, RepositoryError};
+use crate::query::{CustomerPage, CustomerQuery};
+
+/// The POS systems pos-gateway knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    Local,
+    Treez,
+    Flowhub,
+    Dutchie,
+    Blaze,
+    Cova,
+}
+
+impl Vendor {
+    pub const ALL: [Vendor; 6] = [
+        Vendor::Local,
+        Vendor::Treez,
+        Vendor::Flowhub,
+        Vendor::Dutchie,
+        Vendor::Blaze,
+        Vendor::Cova,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Local => "local",
+            Vendor::Treez => "treez",
+            Vendor::Flowhub => "flowhub",
+            Vendor::Dutchie => "dutchie",
+            Vendor::Blaze => "blaze",
+            Vendor::Cova => "cova",
+        }
+    }
+}
+
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Vendor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        if lower == "leaflogix" {
+            return Ok(Vendor::Dutchie);
+        }
+        Vendor::ALL
+            .into_iter()
+            .find(|v| v.as_str() == lower)
+            .ok_or_else(|| format!("unknown vendor '{s}' (expected one of local, treez, flowhub, dutchie, leaflogix, blaze, cova)"))
+    }
+}
+
+/// The operations of the POS port, for capabilities and "not supported" answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    ListCustomers,
+    SearchCustomers,
+    GetCustomer,
+    CreateCustomer,
+    UpdateCustomer,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::ListCustomers => "list customers",
+            Operation::SearchCustomers => "search customers",
+            Operation::GetCustomer => "get a customer",
+            Operation::CreateCustomer => "create a customer",
+            Operation::UpdateCustomer => "update a customer",
+        })
+    }
+}
+
+/// What a POS can do, as data, so "this vendor can't update" is a typed answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub list_customers: bool,
+    pub search_customers: bool,
+    pub get_customer: bool,
+    pub create_customer: bool,
+    pub update_customer: bool,
+}
+
+impl Capabilities {
+    pub const ALL: Capabilities = Capabilities {
+        list_customers: true,
+        search_customers: true,
+        get_customer: true,
+        create_customer: true,
+        update_customer: true,
+    };
+
+    pub fn supports(&self, op: Operation) -> bool {
+        match op {
+            Operation::ListCustomers => self.list_customers,
+            Operation::SearchCustomers => self.search_customers,
+            Operation::GetCustomer => self.get_customer,
+            Operation::CreateCustomer => self.create_customer,
+            Operation::UpdateCustomer => self.update_customer,
+        }
+    }
+}
+
+/// The POS port: one store's customers at its point-of-sale system.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CustomerDirectory: Send + Sync {
+    fn vendor(&self) -> Vendor;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// True when this directory's storage *is* the mirror (the built-in `local` POS), so the
+    /// use cases neither copy its answers into the mirror nor search the mirror twice.
+    fn is_mirror(&self) -> bool;
+
+    /// Lists (no filters) or searches (filters, combined with AND) the store's customers.
+    async fn find(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError>;
+
+    async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, PosError>;
+
+    /// Creates a customer. Never retried blindly: a create is not idempotent at any vendor.
+    async fn create(&self, customer: &NewCustomer) -> Result<Customer, PosError>;
+
+    /// Applies a patch; `PosError::NotFound` when the customer does not exist.
+    async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError>;
+}
+
+/// A store's id in our database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoreId(pub i64);
+
+impl std::fmt::Display for StoreId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A catalog (kiosk) id, as it appears in URLs and tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CatalogId(String);
+
+impl CatalogId {
+    /// Letters, digits, `-`, `_` and `.`; 1 to 64 of them. `*` is reserved for tokens.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = (1..=64).contains(&text.len())
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CatalogId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A store and its POS integration. `config` holds vendor credentials, so `Debug` leaves it out.
+#[derive(Clone, PartialEq)]
+pub struct Store {
+    pub id: StoreId,
+    pub name: String,
+    pub vendor: Vendor,
+    pub config: serde_json::Value,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("vendor", &self.vendor)
+            .field("config", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Catalog -> store -> vendor and its config.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StoreRegistry: Send + Sync {
+    async fn store_for_catalog(
+        &self,
+        catalog: &CatalogId,
+    ) -> Result<Option<Store>, RepositoryError>;
+}
+
+/// Opens the POS port for a store. Implementations may cache one directory per store.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait PosConnections: Send + Sync {
+    /// `Err(PosError::Unsupported)` when this build has no adapter for the store's vendor.
+    fn directory_for(&self, store: &Store) -> Result<Arc<dyn CustomerDirectory>, PosError>;
+}
+
+/// What a create must not repeat within a store: any one of these matching is a duplicate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DuplicateKeys {
+    /// Lower case.
+    pub email: Option<String>,
+    pub phone_digits: Option<String>,
+    /// Upper case, without spaces and dashes.
+    pub drivers_license: Option<String>,
+}
+
+impl DuplicateKeys {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.phone_digits.is_none() && self.drivers_license.is_none()
+    }
+}
+
+/// pos-gateway's own copy of every customer it has seen, per store.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CustomerMirror: Send + Sync {
+    async fn upsert(&self, store: StoreId, customers: &[Customer]) -> Result<(), RepositoryError>;
+
+    async fn find(
+        &self,
+        store: StoreId,
+        query: &CustomerQuery,
+    ) -> Result<CustomerPage, RepositoryError>;
+
+    async fn get(
+        &self,
+        store: StoreId,
+        id: &CustomerId,
+    ) -> Result<Option<Customer>, RepositoryError>;
+
+    async fn find_duplicate(
+        &self,
+        store: StoreId,
+        keys: &DuplicateKeys,
+    ) -> Result<Option<Customer>, RepositoryError>;
+}
+
+/// An `Idempotency-Key` with what it is for: `scope` (catalog and operation) and a
+/// fingerprint of the request it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// The answer to "may I process this request?".
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// Yes: nobody has used this key (or its record expired). Complete or release it.
+    Acquired,
+    /// No: it was processed; here is the saved outcome.
+    Completed(serde_json::Value),
+    /// No: the key came with a different request.
+    Mismatch,
+    /// No: another request with this key is being processed right now.
+    InProgress,
+}
+
+/// Idempotency records, kept 24 hours.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Atomically claims the key (only one concurrent caller gets `Acquired`).
+    async fn claim(&self, key: &IdempotencyKey) -> Result<Claim, RepositoryError>;
+
+    /// Waits, up to `timeout`, for a request in progress with this key to finish; answers the
+    /// claim as it stands then.
+    async fn wait(&self, key: &IdempotencyKey, timeout: Duration)
+    -> Result<Claim, RepositoryError>;
+
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        outcome: &serde_json::Value,
+    ) -> Result<(), RepositoryError>;
+
+    /// Gives the key up after a failure, so that a retry may try again.
+    async fn release(&self, key: &IdempotencyKey) -> Result<(), RepositoryError>;
+}

@@ -1,0 +1,709 @@
+//! Use-case tests against mockall mocks of every port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use mockall::predicate::eq;
+
+use super::*;
+use crate::customer::{CustomerForm, CustomerStatus, Input};
+use crate::error::{PosError, RepositoryError};
+use crate::ports::{
+    MockCustomerDirectory, MockCustomerMirror, MockIdempotencyStore, MockPosConnections,
+    MockStoreRegistry, StoreId,
+};
+use crate::query::CustomerPage;
+
+fn catalog() -> CatalogId {
+    CatalogId::parse("kiosk-1").unwrap()
+}
+
+fn store(vendor: Vendor) -> Store {
+    Store {
+        id: StoreId(7),
+        name: "Main St".into(),
+        vendor,
+        config: serde_json::json!({}),
+    }
+}
+
+fn new_customer(email: &str) -> NewCustomer {
+    let form = CustomerForm {
+        first_name: Input::Text("John".into()),
+        last_name: Input::Text("Doe".into()),
+        email: Input::Text(email.into()),
+        phone: Input::Text("555-123-4567".into()),
+        ..Default::default()
+    };
+    NewCustomer::parse(&form, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap()
+}
+
+fn customer(id: &str, email: &str) -> Customer {
+    new_customer(email).into_customer(CustomerId::parse(id).unwrap(), CustomerStatus::active())
+}
+
+fn key() -> IdempotencyKey {
+    IdempotencyKey {
+        scope: "kiosk-1:create".into(),
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+    }
+}
+
+/// The ports of one test; each test sets the expectations it cares about, then calls `build`.
+struct Ports {
+    stores: MockStoreRegistry,
+    mirror: MockCustomerMirror,
+    idempotency: MockIdempotencyStore,
+    directory: MockCustomerDirectory,
+    vendor: Vendor,
+}
+
+impl Ports {
+    /// A vendor POS (not the mirror) that can do everything.
+    fn vendor_pos() -> Self {
+        Self::with_vendor(Vendor::Treez, false)
+    }
+
+    fn with_vendor(vendor: Vendor, is_mirror: bool) -> Self {
+        let mut stores = MockStoreRegistry::new();
+        stores
+            .expect_store_for_catalog()
+            .returning(move |c| Ok((c.as_str() == "kiosk-1").then(|| store(vendor))));
+        let mut directory = MockCustomerDirectory::new();
+        directory.expect_vendor().return_const(vendor);
+        directory.expect_is_mirror().return_const(is_mirror);
+        Self {
+            stores,
+            mirror: MockCustomerMirror::new(),
+            idempotency: MockIdempotencyStore::new(),
+            directory,
+            vendor,
+        }
+    }
+
+    fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.directory
+            .expect_capabilities()
+            .return_const(capabilities);
+        self
+    }
+
+    fn build(self) -> CustomerService {
+        let directory: Arc<dyn CustomerDirectory> = Arc::new(self.directory);
+        let mut connections = MockPosConnections::new();
+        let vendor = self.vendor;
+        connections.expect_directory_for().returning(move |s| {
+            assert_eq!(s.vendor, vendor);
+            Ok(directory.clone())
+        });
+        CustomerService::new(
+            Arc::new(self.stores),
+            Arc::new(self.mirror),
+            Arc::new(self.idempotency),
+            Arc::new(connections),
+            ServiceSettings {
+                bulk_concurrency: 2,
+                idempotency_wait: Duration::from_millis(10),
+            },
+        )
+    }
+}
+
+fn unavailable() -> PosError {
+    PosError::Unavailable {
+        message: "503".into(),
+        retry_after: None,
+        response: None,
+    }
+}
+
+#[tokio::test]
+async fn create_writes_to_the_pos_once_and_copies_to_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .times(1)
+        .returning(|_, _| Ok(None));
+    ports
+        .directory
+        .expect_find()
+        .times(2)
+        .returning(|_| Ok(CustomerPage::default()));
+    ports.directory.expect_create().times(1).returning(|c| {
+        Ok(c.clone()
+            .into_customer(CustomerId::parse("42").unwrap(), CustomerStatus::active()))
+    });
+    ports
+        .mirror
+        .expect_upsert()
+        .withf(|store, cs| {
+            *store == StoreId(7) && cs.len() == 1 && cs[0].customer_id.as_str() == "42"
+        })
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("john@example.com"), None)
+        .await;
+    match outcome.unwrap() {
+        CreateOutcome::Created(c) => assert_eq!(c.customer_id.as_str(), "42"),
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_in_the_mirror_stops_the_create_before_the_pos() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .withf(|_, keys| {
+            keys.email.as_deref() == Some("john@example.com")
+                && keys.phone_digits.as_deref() == Some("5551234567")
+        })
+        .returning(|_, _| Ok(Some(customer("9", "john@example.com"))));
+    ports.directory.expect_create().never();
+    ports.directory.expect_find().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("JOHN@example.com"), None)
+        .await;
+    assert_eq!(
+        outcome.unwrap(),
+        CreateOutcome::AlreadyExists(customer("9", "john@example.com"))
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_found_by_pos_search_is_reported_and_mirrored() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports.directory.expect_find().times(1).returning(|q| {
+        assert_eq!(q.email.as_deref(), Some("john@example.com"));
+        Ok(CustomerPage {
+            customers: vec![customer("5", "john@example.com")],
+            next: None,
+        })
+    });
+    ports
+        .mirror
+        .expect_upsert()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    ports.directory.expect_create().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("john@example.com"), None)
+        .await;
+    assert!(
+        matches!(outcome.unwrap(), CreateOutcome::AlreadyExists(c) if c.customer_id.as_str() == "5")
+    );
+}
+
+#[tokio::test]
+async fn the_local_pos_is_not_searched_twice_nor_mirrored() {
+    let mut ports = Ports::with_vendor(Vendor::Local, true).capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .times(1)
+        .returning(|_, _| Ok(None));
+    ports.directory.expect_find().never();
+    ports.mirror.expect_upsert().never();
+    ports.directory.expect_create().times(1).returning(|c| {
+        Ok(c.clone()
+            .into_customer(CustomerId::parse("1").unwrap(), CustomerStatus::active()))
+    });
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert!(matches!(outcome.unwrap(), CreateOutcome::Created(_)));
+}
+
+#[tokio::test]
+async fn an_unsupported_create_never_reaches_the_pos() {
+    let caps = Capabilities {
+        create_customer: false,
+        ..Capabilities::ALL
+    };
+    let mut ports = Ports::vendor_pos().capabilities(caps);
+    ports.directory.expect_create().never();
+    ports.idempotency.expect_claim().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), Some(&key()))
+        .await;
+    assert_eq!(
+        outcome.unwrap_err(),
+        CustomerError::Unsupported(Operation::CreateCustomer)
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_catalog_is_not_found() {
+    let ports = Ports::vendor_pos();
+    let other = CatalogId::parse("other").unwrap();
+    let error = ports
+        .build()
+        .get(&other, &CustomerId::parse("1").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error, CustomerError::CatalogNotFound);
+}
+
+#[tokio::test]
+async fn a_completed_key_replays_without_any_pos_call() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    let saved = serde_json::to_value(CreateOutcome::Created(customer("42", "a@b.co"))).unwrap();
+    ports
+        .idempotency
+        .expect_claim()
+        .with(eq(key()))
+        .returning(move |_| Ok(Claim::Completed(saved.clone())));
+    ports.directory.expect_create().never();
+    ports.mirror.expect_find_duplicate().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), Some(&key()))
+        .await;
+    assert_eq!(
+        outcome.unwrap(),
+        CreateOutcome::Created(customer("42", "a@b.co"))
+    );
+}
+
+#[tokio::test]
+async fn a_key_reused_with_another_request_is_refused() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .idempotency
+        .expect_claim()
+        .returning(|_| Ok(Claim::Mismatch));
+    ports.directory.expect_create().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), Some(&key()))
+        .await;
+    assert_eq!(outcome.unwrap_err(), CustomerError::IdempotencyKeyReused);
+}
+
+#[tokio::test]
+async fn a_key_in_progress_waits_for_the_first_and_replays_it() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    let saved = serde_json::to_value(CreateOutcome::Created(customer("42", "a@b.co"))).unwrap();
+    ports
+        .idempotency
+        .expect_claim()
+        .returning(|_| Ok(Claim::InProgress));
+    ports
+        .idempotency
+        .expect_wait()
+        .with(eq(key()), eq(Duration::from_millis(10)))
+        .returning(move |_, _| Ok(Claim::Completed(saved.clone())));
+    ports.directory.expect_create().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), Some(&key()))
+        .await;
+    assert!(
+        matches!(outcome.unwrap(), CreateOutcome::Created(c) if c.customer_id.as_str() == "42")
+    );
+}
+
+#[tokio::test]
+async fn a_key_still_in_progress_after_the_wait_is_an_error() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .idempotency
+        .expect_claim()
+        .returning(|_| Ok(Claim::InProgress));
+    ports
+        .idempotency
+        .expect_wait()
+        .returning(|_, _| Ok(Claim::InProgress));
+    ports.directory.expect_create().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), Some(&key()))
+        .await;
+    assert_eq!(
+        outcome.unwrap_err(),
+        CustomerError::IdempotencyKeyInProgress
+    );
+}
+
+#[tokio::test]
+async fn a_failed_create_releases_its_key_and_saves_nothing() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .idempotency
+        .expect_claim()
+        .returning(|_| Ok(Claim::Acquired));
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports
+        .directory
+        .expect_find()
+        .returning(|_| Ok(CustomerPage::default()));
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .returning(|_| Err(unavailable()));
+    ports
+        .idempotency
+        .expect_release()
+        .times(1)
+        .returning(|_| Ok(()));
+    ports.idempotency.expect_complete().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), Some(&key()))
+        .await;
+    assert!(matches!(
+        outcome.unwrap_err(),
+        CustomerError::Pos(PosError::Unavailable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_successful_create_saves_its_outcome_under_the_key() {
+    let mut ports = Ports::with_vendor(Vendor::Local, true).capabilities(Capabilities::ALL);
+    ports
+        .idempotency
+        .expect_claim()
+        .returning(|_| Ok(Claim::Acquired));
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports.directory.expect_create().returning(|c| {
+        Ok(c.clone()
+            .into_customer(CustomerId::parse("3").unwrap(), CustomerStatus::active()))
+    });
+    ports
+        .idempotency
+        .expect_complete()
+        .withf(|k, saved| {
+            k == &key()
+                && serde_json::from_value::<CreateOutcome>(saved.clone()).is_ok_and(
+                    |o| matches!(o, CreateOutcome::Created(c) if c.customer_id.as_str() == "3"),
+                )
+        })
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), Some(&key()))
+        .await;
+    assert!(outcome.is_ok());
+}
+
+#[tokio::test]
+async fn search_falls_back_to_the_mirror_when_the_pos_is_unreachable() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_find()
+        .returning(|_| Err(PosError::Timeout(Duration::from_secs(10))));
+    ports.mirror.expect_find().times(1).returning(|_, q| {
+        assert_eq!(q.phone_digits.as_deref(), Some("5551234567"));
+        Ok(CustomerPage {
+            customers: vec![customer("1", "a@b.co")],
+            next: Some(PageToken("x".into())),
+        })
+    });
+    let query = CustomerQuery {
+        phone_digits: Some("5551234567".into()),
+        limit: 25,
+        ..Default::default()
+    };
+    let listing = ports.build().list(&catalog(), query, None).await.unwrap();
+    assert_eq!(listing.source, DataSource::Mirror);
+    assert_eq!(listing.customers.len(), 1);
+    let cursor = listing.next_cursor.unwrap();
+    assert!(matches!(Cursor::decode(&cursor), Ok(Cursor::Mirror(PageToken(t))) if t == "x"));
+}
+
+#[tokio::test]
+async fn a_pos_that_answers_no_is_not_hidden_by_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    let refusal = PosError::Upstream(crate::error::VendorResponse {
+        vendor: Vendor::Treez,
+        status: 400,
+        body: serde_json::json!({"resultCode": "FAIL"}),
+    });
+    let returned = refusal.clone();
+    ports
+        .directory
+        .expect_find()
+        .returning(move |_| Err(returned.clone()));
+    ports.mirror.expect_find().never();
+    let error = ports
+        .build()
+        .list(
+            &catalog(),
+            CustomerQuery {
+                limit: 5,
+                ..Default::default()
+            },
+            None,
+        )
+        .await;
+    assert_eq!(error.unwrap_err(), CustomerError::Pos(refusal));
+}
+
+#[tokio::test]
+async fn live_search_results_are_copied_to_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports.directory.expect_find().returning(|_| {
+        Ok(CustomerPage {
+            customers: vec![customer("1", "a@b.co")],
+            next: Some(PageToken("p2".into())),
+        })
+    });
+    ports
+        .mirror
+        .expect_upsert()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let service = ports.build();
+    let listing = service
+        .list(
+            &catalog(),
+            CustomerQuery {
+                limit: 5,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listing.source, DataSource::Pos);
+    assert!(
+        matches!(Cursor::decode(&listing.next_cursor.unwrap()), Ok(Cursor::Pos(PageToken(t))) if t == "p2")
+    );
+}
+
+#[tokio::test]
+async fn a_vendor_that_cannot_search_is_answered_by_the_mirror() {
+    let caps = Capabilities {
+        search_customers: false,
+        ..Capabilities::ALL
+    };
+    let mut ports = Ports::vendor_pos().capabilities(caps);
+    ports.directory.expect_find().never();
+    ports
+        .mirror
+        .expect_find()
+        .times(1)
+        .returning(|_, _| Ok(CustomerPage::default()));
+    let query = CustomerQuery {
+        email: Some("a@b.co".into()),
+        limit: 5,
+        ..Default::default()
+    };
+    let listing = ports.build().list(&catalog(), query, None).await.unwrap();
+    assert_eq!(listing.source, DataSource::Mirror);
+}
+
+#[tokio::test]
+async fn a_forged_cursor_is_invalid() {
+    let ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    let error = ports
+        .build()
+        .list(
+            &catalog(),
+            CustomerQuery {
+                limit: 5,
+                ..Default::default()
+            },
+            Some("not-a-cursor!"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        CustomerError::Invalid(ValidationErrors::single("cursor", FieldError::Invalid))
+    );
+}
+
+#[tokio::test]
+async fn get_when_the_pos_is_down_and_the_mirror_lacks_it_reports_the_outage() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_get()
+        .returning(|_| Err(unavailable()));
+    ports.mirror.expect_get().returning(|_, _| Ok(None));
+    let error = ports
+        .build()
+        .get(&catalog(), &CustomerId::parse("1").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        CustomerError::Pos(PosError::Unavailable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn get_when_the_pos_is_down_answers_from_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_get()
+        .returning(|_| Err(unavailable()));
+    ports
+        .mirror
+        .expect_get()
+        .returning(|_, _| Ok(Some(customer("1", "a@b.co"))));
+    let (found, source) = ports
+        .build()
+        .get(&catalog(), &CustomerId::parse("1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (found.customer_id.as_str(), source),
+        ("1", DataSource::Mirror)
+    );
+}
+
+#[tokio::test]
+async fn update_of_an_unknown_customer_is_not_found() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_update()
+        .returning(|_, _| Err(PosError::NotFound));
+    ports.mirror.expect_upsert().never();
+    let error = ports
+        .build()
+        .update(
+            &catalog(),
+            &CustomerId::parse("404").unwrap(),
+            &CustomerPatch::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error, CustomerError::CustomerNotFound);
+}
+
+#[tokio::test]
+async fn update_copies_the_pos_answer_to_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_update()
+        .returning(|_, _| Ok(customer("1", "new@b.co")));
+    ports
+        .mirror
+        .expect_upsert()
+        .withf(|_, cs| cs[0].email.as_ref().map(|e| e.as_str()) == Some("new@b.co"))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let updated = ports
+        .build()
+        .update(
+            &catalog(),
+            &CustomerId::parse("1").unwrap(),
+            &CustomerPatch::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.customer_id.as_str(), "1");
+}
+
+#[tokio::test]
+async fn a_mirror_write_failure_does_not_fail_a_successful_update() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_update()
+        .returning(|_, _| Ok(customer("1", "a@b.co")));
+    ports
+        .mirror
+        .expect_upsert()
+        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+    let result = ports
+        .build()
+        .update(
+            &catalog(),
+            &CustomerId::parse("1").unwrap(),
+            &CustomerPatch::default(),
+        )
+        .await;
+    assert!(result.is_ok());
+}
+
+#[tokio::test]
+async fn bulk_keeps_input_order_and_reports_each_item() {
+    let mut ports = Ports::with_vendor(Vendor::Local, true).capabilities(Capabilities::ALL);
+    ports.mirror.expect_find_duplicate().returning(|_, keys| {
+        Ok((keys.email.as_deref() == Some("dup@b.co")).then(|| customer("9", "dup@b.co")))
+    });
+    ports.directory.expect_create().times(2).returning(|c| {
+        let id = c
+            .email
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap()
+            .to_owned();
+        Ok(c.clone()
+            .into_customer(CustomerId::parse(&id).unwrap(), CustomerStatus::active()))
+    });
+    let items = vec![
+        Ok(new_customer("one@b.co")),
+        Err(ValidationErrors::single("first_name", FieldError::Blank)),
+        Ok(new_customer("dup@b.co")),
+        Ok(new_customer("four@b.co")),
+    ];
+    let results = ports
+        .build()
+        .bulk_create(&catalog(), items, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&results[0], Ok(CreateOutcome::Created(c)) if c.customer_id.as_str() == "one")
+    );
+    assert!(matches!(&results[1], Err(CustomerError::Invalid(_))));
+    assert!(
+        matches!(&results[2], Ok(CreateOutcome::AlreadyExists(c)) if c.customer_id.as_str() == "9")
+    );
+    assert!(
+        matches!(&results[3], Ok(CreateOutcome::Created(c)) if c.customer_id.as_str() == "four")
+    );
+}
+
+#[tokio::test]
+async fn capabilities_of_a_vendor_without_an_adapter_are_all_false() {
+    let mut stores = MockStoreRegistry::new();
+    stores
+        .expect_store_for_catalog()
+        .returning(|_| Ok(Some(store(Vendor::Cova))));
+    let mut connections = MockPosConnections::new();
+    connections
+        .expect_directory_for()
+        .returning(|_| Err(PosError::Unsupported(Operation::ListCustomers)));
+    let service = CustomerService::new(
+        Arc::new(stores),
+        Arc::new(MockCustomerMirror::new()),
+        Arc::new(MockIdempotencyStore::new()),
+        Arc::new(connections),
+        ServiceSettings::default(),
+    );
+    let (vendor, caps) = service.capabilities(&catalog()).await.unwrap();
+    assert_eq!((vendor, caps), (Vendor::Cova, Capabilities::default()));
+}
