@@ -53,7 +53,7 @@ impl PosError {
     /// Whether the mirror may answer instead: the POS could not be reached, as opposed to a
     /// POS that answered "no".
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, PosError::Unavailable { .. } | PosError::Timeout(_))
+        matches!(self, PosError::Unavailable { .. } | PosError::Timeout { .. })
     }
 }
 

@@ -414,7 +414,7 @@ async fn search_falls_back_to_the_mirror_when_the_pos_is_unreachable() {
     ports
         .directory
         .expect_find()
-        .returning(|_| Err(PosError::Timeout(Duration::from_secs(10))));
+        .returning(|_| Err(PosError::Timeout { vendor: Vendor::Treez, after: Duration::from_secs(10) }));
     ports.mirror.expect_find().times(1).returning(|_, q| {
         assert_eq!(q.phone_digits.as_deref(), Some("5551234567"));
         Ok(CustomerPage {
