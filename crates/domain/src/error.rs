@@ -33,17 +33,19 @@ pub enum PosError {
     Upstream(VendorResponse),
     #[error("the POS answer could not be read: {message}")]
     BadAnswer {
+        vendor: Vendor,
         message: String,
         response: Option<VendorResponse>,
     },
     #[error("the POS is unavailable: {message}")]
     Unavailable {
+        vendor: Vendor,
         message: String,
         retry_after: Option<Duration>,
         response: Option<VendorResponse>,
     },
-    #[error("the POS did not answer within {0:?}")]
-    Timeout(Duration),
+    #[error("the POS did not answer within {after:?}")]
+    Timeout { vendor: Vendor, after: Duration },
     /// The built-in `local` POS keeps customers in our own database.
     #[error("the local POS failed: {0}")]
     Storage(RepositoryError),
@@ -53,7 +55,10 @@ impl PosError {
     /// Whether the mirror may answer instead: the POS could not be reached, as opposed to a
     /// POS that answered "no".
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, PosError::Unavailable { .. } | PosError::Timeout { .. })
+        matches!(
+            self,
+            PosError::Unavailable { .. } | PosError::Timeout { .. }
+        )
     }
 }
 

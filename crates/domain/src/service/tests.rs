@@ -411,10 +411,12 @@ async fn a_successful_create_saves_its_outcome_under_the_key() {
 #[tokio::test]
 async fn search_falls_back_to_the_mirror_when_the_pos_is_unreachable() {
     let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
-    ports
-        .directory
-        .expect_find()
-        .returning(|_| Err(PosError::Timeout { vendor: Vendor::Treez, after: Duration::from_secs(10) }));
+    ports.directory.expect_find().returning(|_| {
+        Err(PosError::Timeout {
+            vendor: Vendor::Treez,
+            after: Duration::from_secs(10),
+        })
+    });
     ports.mirror.expect_find().times(1).returning(|_, q| {
         assert_eq!(q.phone_digits.as_deref(), Some("5551234567"));
         Ok(CustomerPage {
