@@ -113,6 +113,7 @@ impl Ports {
 
 fn unavailable() -> PosError {
     PosError::Unavailable {
+        vendor: Vendor::Treez,
         message: "503".into(),
         retry_after: None,
         response: None,
