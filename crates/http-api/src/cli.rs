@@ -1,0 +1,291 @@
+//! The `pos-gateway` command line.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use domain::{CatalogId, RepositoryError, StoreId, Vendor};
+use persistence::Database;
+use serde_json::json;
+
+use crate::auth::issue_token;
+use crate::config::{Config, JwtKey, Secret};
+
+/// Where `demo` keeps the JWT secret it made, so its tokens survive a restart.
+const DEMO_SECRET_SETTING: &str = "demo_jwt_secret";
+const DEMO_STORE_NAME: &str = "Demo store";
+const DEMO_CATALOG: &str = "demo";
+const DEMO_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pos-gateway",
+    version,
+    about = "One customers API for kiosks over every store's POS"
+)]
+pub struct Cli {
+    /// A TOML file with the same keys as the POS_GATEWAY_* variables (lower case, no prefix).
+    #[arg(long = "config", value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API (runs pending migrations first).
+    Serve,
+    /// Create a `local` demo store with catalog `demo` if absent, print a token, then serve.
+    Demo,
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Manage catalogs (kiosks).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Print a signed token for a catalog (`--catalog '*'` for all).
+    Token {
+        #[arg(long)]
+        catalog: String,
+        /// How long the token is valid, e.g. 1h, 30m, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Add a store; prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// local, treez, flowhub, dutchie (or leaflogix), blaze, cova.
+        #[arg(long)]
+        vendor: String,
+        /// The vendor's config JSON (credentials, base_url); not needed for `local`.
+        #[arg(long = "config", value_name = "FILE.json")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Add a catalog (kiosk) to a store.
+    Add {
+        #[arg(long)]
+        store: i64,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Command {
+    fn json(&self) -> bool {
+        match self {
+            Command::Migrate { json }
+            | Command::Token { json, .. }
+            | Command::Store(StoreCommand::Add { json, .. })
+            | Command::Catalog(CatalogCommand::Add { json, .. }) => *json,
+            Command::Serve | Command::Demo => false,
+        }
+    }
+}
+
+/// Runs the command; errors go to stderr (as JSON with `--json`) with exit status 1.
+pub async fn main(cli: Cli) -> std::process::ExitCode {
+    let json = cli.command.json();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                eprintln!("{}", json!({ "error": format!("{e:#}") }));
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            let database = open(&config).await?;
+            let state = crate::app::state(&config, database)?;
+            serve(&config, state).await
+        }
+        Command::Demo => demo(config).await,
+        Command::Migrate { json } => {
+            open(&config).await?;
+            print(
+                json,
+                json!({ "migrated": true }),
+                "migrations are up to date",
+            );
+            Ok(())
+        }
+        Command::Store(StoreCommand::Add {
+            name,
+            vendor,
+            config: file,
+            json,
+        }) => {
+            let vendor: Vendor = vendor.parse().map_err(anyhow::Error::msg)?;
+            let vendor_config = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not valid JSON", path.display()))?
+                }
+                None => json!({}),
+            };
+            if vendor != Vendor::Local {
+                pos_adapters::validate_config(vendor, &vendor_config)?;
+            }
+            let database = open(&config).await?;
+            let store = database
+                .stores()
+                .add_store(name.trim(), vendor, &vendor_config)
+                .await?;
+            print(
+                json,
+                json!({ "id": store.id.0, "name": store.name, "vendor": vendor }),
+                &store.id.to_string(),
+            );
+            Ok(())
+        }
+        Command::Catalog(CatalogCommand::Add { store, id, json }) => {
+            let catalog = CatalogId::parse(&id).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "catalog id '{id}' must be 1 to 64 letters, digits, '-', '_' or '.'"
+                )
+            })?;
+            let database = open(&config).await?;
+            database
+                .stores()
+                .add_catalog(StoreId(store), &catalog)
+                .await?;
+            print(
+                json,
+                json!({ "id": catalog, "store": store }),
+                &format!("catalog {catalog} added to store {store}"),
+            );
+            Ok(())
+        }
+        Command::Token { catalog, ttl, json } => {
+            if catalog != "*" && CatalogId::parse(&catalog).is_none() {
+                anyhow::bail!(
+                    "catalog id '{catalog}' must be 1 to 64 letters, digits, '-', '_' or '.', or '*'"
+                );
+            }
+            let secret = match &config.jwt_key {
+                Some(JwtKey::Secret(secret)) => secret.clone(),
+                Some(JwtKey::PublicKey { .. }) => anyhow::bail!(
+                    "tokens are checked with a public key here; sign them where the private key is"
+                ),
+                None => {
+                    let database = open(&config).await?;
+                    let kept = database.settings().get(DEMO_SECRET_SETTING).await?;
+                    Secret::new(kept.ok_or_else(|| {
+                        anyhow::anyhow!("POS_GATEWAY_JWT_SECRET is not set (and no demo secret exists: run `pos-gateway demo` first)")
+                    })?)
+                }
+            };
+            let (token, exp) =
+                issue_token(&secret, &config.jwt_audience, vec![catalog], ttl.into())?;
+            print(json, json!({ "token": token, "expires_at": exp }), &token);
+            Ok(())
+        }
+    }
+}
+
+fn print(json: bool, value: serde_json::Value, text: &str) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn open(config: &Config) -> anyhow::Result<Database> {
+    let database = Database::connect(&config.database_url).await?;
+    database.migrate().await?;
+    Ok(database)
+}
+
+async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %config.listen, "serving");
+    crate::app::server(state, listener)?.await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Everything a first-time user needs, with no configuration at all.
+async fn demo(mut config: Config) -> anyhow::Result<()> {
+    let database = open(&config).await?;
+    let secret = match &config.jwt_key {
+        Some(JwtKey::Secret(secret)) => secret.clone(),
+        _ => {
+            let fresh = hex::encode(rand::random::<[u8; 32]>());
+            Secret::new(
+                database
+                    .settings()
+                    .get_or_insert(DEMO_SECRET_SETTING, &fresh)
+                    .await?,
+            )
+        }
+    };
+    config.jwt_key = Some(JwtKey::Secret(secret.clone()));
+    let stores = database.stores();
+    let store = match stores.store_by_name(DEMO_STORE_NAME).await? {
+        Some(store) => store,
+        None => {
+            stores
+                .add_store(DEMO_STORE_NAME, Vendor::Local, &json!({}))
+                .await?
+        }
+    };
+    let catalog =
+        CatalogId::parse(DEMO_CATALOG).ok_or_else(|| anyhow::anyhow!("bad demo catalog id"))?;
+    match stores.add_catalog(store.id, &catalog).await {
+        Ok(()) | Err(RepositoryError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let (token, _) = issue_token(
+        &secret,
+        &config.jwt_audience,
+        vec![DEMO_CATALOG.into()],
+        DEMO_TOKEN_TTL,
+    )?;
+    let base = format!("http://{}", config.listen);
+    println!(
+        "pos-gateway demo: store \"{DEMO_STORE_NAME}\" (id {}) on the built-in local POS, catalog \"{DEMO_CATALOG}\", database {}\n\
+         \n\
+         A token for catalog {DEMO_CATALOG}, valid 24 h (`pos-gateway token --catalog {DEMO_CATALOG}` makes more):\n\
+         \n  export TOKEN={token}\n\
+         \nThen try:\n\
+         \n  curl -s -X POST {base}/api/v1/{DEMO_CATALOG}/customers -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{{\"customer\":{{\"first_name\":\"John\",\"last_name\":\"Doe\",\"email\":\"john.doe@example.com\",\"phone\":\"555-123-4567\"}}}}'\n\
+         \n  curl -s '{base}/api/v1/{DEMO_CATALOG}/customers?phone=5551234567' -H \"Authorization: Bearer $TOKEN\"\n\
+         \nAPI reference: {base}/docs. Serving on {base}; Ctrl-C stops.",
+        store.id, config.database_url
+    );
+    let state = crate::app::state(&config, database)?;
+    serve(&config, state).await
+}

@@ -1,0 +1,269 @@
+//! The one place where domain errors become HTTP statuses and the contract's exact bodies.
+//! Causes are logged; a kiosk sees only the contract's body.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::{HttpResponse, ResponseError};
+use domain::{
+    Customer, CustomerError, PosError, RepositoryError, ValidationErrors, Vendor, VendorResponse,
+};
+use serde_json::{Value, json};
+
+use crate::dto::CustomerDto;
+
+pub const UNAUTHORIZED: &str = "You need to sign in or sign up before continuing.";
+/// What to suggest when the POS or the database is down and said nothing better.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("param is missing or the value is empty: {0}")]
+    MissingParam(&'static str),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("catalog not found")]
+    CatalogNotFound,
+    #[error("customer not found")]
+    CustomerNotFound,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("customer already exists")]
+    Duplicate(Box<Customer>),
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyKeyInProgress,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed: {0}")]
+    Invalid(ValidationErrors),
+    #[error("Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Pos(PosError),
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CustomerError> for ApiError {
+    fn from(error: CustomerError) -> Self {
+        match error {
+            CustomerError::CatalogNotFound => ApiError::CatalogNotFound,
+            CustomerError::CustomerNotFound => ApiError::CustomerNotFound,
+            CustomerError::Invalid(errors) => ApiError::Invalid(errors),
+            CustomerError::Duplicate(customer) => ApiError::Duplicate(customer),
+            CustomerError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            CustomerError::IdempotencyKeyInProgress => ApiError::IdempotencyKeyInProgress,
+            CustomerError::Unsupported(_) => ApiError::MethodNotAllowed,
+            CustomerError::Pos(e) => ApiError::from_pos(e),
+            CustomerError::Repository(e) => e.into(),
+        }
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(error: RepositoryError) -> Self {
+        match error {
+            RepositoryError::Unavailable(m) => ApiError::DatabaseUnavailable(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    fn from_pos(error: PosError) -> Self {
+        match error {
+            PosError::Unsupported(_) => ApiError::MethodNotAllowed,
+            PosError::NotFound => ApiError::CustomerNotFound,
+            PosError::Rejected(errors) => ApiError::Invalid(errors),
+            PosError::Storage(e) => e.into(),
+            other => ApiError::Pos(other),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::MissingParam(_) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::CatalogNotFound | ApiError::CustomerNotFound | ApiError::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Duplicate(_) | ApiError::IdempotencyKeyInProgress => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Pos(PosError::Unavailable { .. }) | ApiError::DatabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Pos(PosError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Pos(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's body for this error.
+    pub fn body(&self) -> Value {
+        match self {
+            ApiError::MalformedJson(message) => json!({ "error": message }),
+            ApiError::MissingParam(param) => {
+                json!({ "error": format!("param is missing or the value is empty: {param}") })
+            }
+            ApiError::BadRequest(message) => json!({ "error": message }),
+            ApiError::Unauthorized => json!({ "error": UNAUTHORIZED }),
+            ApiError::CatalogNotFound => json!({ "error": "catalog not found" }),
+            ApiError::CustomerNotFound => json!({ "error": "customer not found" }),
+            ApiError::RouteNotFound => json!({ "error": "not found" }),
+            ApiError::MethodNotAllowed => json!({ "status": 405, "message": "method not allowed" }),
+            ApiError::Duplicate(customer) => json!({
+                "error": "customer already exists",
+                "customer": CustomerDto::from(customer.as_ref()),
+            }),
+            ApiError::IdempotencyKeyInProgress => json!({
+                "error": "a request with this Idempotency-Key is still being processed; retry later"
+            }),
+            ApiError::PayloadTooLarge => {
+                json!({ "error": "the request body is larger than the limit of 1 MiB" })
+            }
+            ApiError::UnsupportedMediaType => {
+                json!({ "error": "Content-Type must be application/json" })
+            }
+            ApiError::Invalid(errors) => json!({ "errors": errors }),
+            ApiError::IdempotencyKeyReused => {
+                json!({ "error": "Idempotency-Key was already used with a different request" })
+            }
+            ApiError::Pos(error) => pos_body(error),
+            ApiError::DatabaseUnavailable(_) => json!({
+                "error": "service_unavailable",
+                "message": "the gateway's database is unavailable; retry later",
+            }),
+            ApiError::Internal(_) => json!({ "error": "internal server error" }),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Pos(PosError::Unavailable { retry_after, .. }) => Some(
+                retry_after
+                    .map(|d| d.as_secs().max(1))
+                    .unwrap_or(DEFAULT_RETRY_AFTER_SECS),
+            ),
+            ApiError::DatabaseUnavailable(_) => Some(DEFAULT_RETRY_AFTER_SECS),
+            ApiError::IdempotencyKeyInProgress => Some(1),
+            _ => None,
+        }
+    }
+}
+
+fn pos_body(error: &PosError) -> Value {
+    let (vendor, message, response): (Option<Vendor>, &str, Option<&VendorResponse>) = match error {
+        PosError::Unauthorized(r) => (
+            Some(r.vendor),
+            "the POS refused the store's credentials",
+            Some(r),
+        ),
+        PosError::Upstream(r) => (Some(r.vendor), "the POS rejected the request", Some(r)),
+        PosError::BadAnswer {
+            vendor, response, ..
+        } => (
+            Some(*vendor),
+            "the POS answer could not be read",
+            response.as_ref(),
+        ),
+        PosError::Unavailable {
+            vendor, response, ..
+        } => (
+            Some(*vendor),
+            "the POS is unavailable; retry later",
+            response.as_ref(),
+        ),
+        PosError::Timeout { vendor, .. } => (Some(*vendor), "the POS did not answer in time", None),
+        _ => (None, "the POS failed", None),
+    };
+    json!({
+        "error": "pos_error",
+        "message": message,
+        "pos": {
+            "vendor": vendor,
+            "status": response.map(|r| r.status),
+            "body": response.map(|r| r.body.clone()),
+        },
+    })
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        response.json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pos_unavailability_carries_retry_after_and_the_vendor_answer() {
+        let error = ApiError::from(CustomerError::Pos(PosError::Unavailable {
+            vendor: Vendor::Treez,
+            message: "429".into(),
+            retry_after: Some(Duration::from_secs(7)),
+            response: Some(VendorResponse {
+                vendor: Vendor::Treez,
+                status: 429,
+                body: json!({"x": 1}),
+            }),
+        }));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.retry_after(), Some(7));
+        assert_eq!(
+            error.body(),
+            json!({"error": "pos_error", "message": "the POS is unavailable; retry later",
+                   "pos": {"vendor": "treez", "status": 429, "body": {"x": 1}}})
+        );
+    }
+
+    #[test]
+    fn a_pos_timeout_is_a_gateway_timeout() {
+        let error = ApiError::from(CustomerError::Pos(PosError::Timeout {
+            vendor: Vendor::Dutchie,
+            after: Duration::from_secs(10),
+        }));
+        assert_eq!(error.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            error.body()["pos"],
+            json!({"vendor": "dutchie", "status": null, "body": null})
+        );
+    }
+
+    #[test]
+    fn internal_causes_are_not_shown() {
+        let error = ApiError::from(RepositoryError::Corrupt("row 7 has email 'x'".into()));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.body(), json!({"error": "internal server error"}));
+    }
+}

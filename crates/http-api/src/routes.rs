@@ -1,0 +1,417 @@
+//! The handlers of `/api/v1/{catalog_id}/...`: each turns the request into domain values once,
+//! calls one use case and renders its outcome.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::web::{Data, Payload};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder};
+use domain::query::QueryParams;
+use domain::{
+    CatalogId, CreateOutcome, CustomerError, CustomerId, CustomerPatch, CustomerQuery,
+    CustomerService, IdempotencyKey, NewCustomer,
+};
+use sha2::{Digest, Sha256};
+
+use crate::dto::{
+    self, BulkItemResult, BulkResponse, CustomerDto, CustomerEnvelope, CustomerList, PosInfo,
+};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const DATA_SOURCE: &str = "X-Data-Source";
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// A catalog the bearer token grants. The token is checked first (401), then the grant: a
+/// catalog the token does not name answers exactly like one that does not exist (404).
+pub struct Grant {
+    pub catalog: CatalogId,
+}
+
+impl FromRequest for Grant {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(grant(req))
+    }
+}
+
+fn grant(req: &HttpRequest) -> Result<Grant, ApiError> {
+    let state = req
+        .app_data::<Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("application state is missing".into()))?;
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or(ApiError::Unauthorized)?;
+    let claims = state.verifier.verify(token).ok_or(ApiError::Unauthorized)?;
+    let catalog = req.match_info().get("catalog_id").unwrap_or_default();
+    match CatalogId::parse(catalog) {
+        Some(catalog) if claims.grants(catalog.as_str()) => Ok(Grant { catalog }),
+        _ => Err(ApiError::CatalogNotFound),
+    }
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn customer_id(req: &HttpRequest) -> Result<CustomerId, ApiError> {
+    req.match_info()
+        .get("customer_id")
+        .and_then(CustomerId::parse)
+        .ok_or(ApiError::CustomerNotFound)
+}
+
+/// The request's `Idempotency-Key`, bound to its catalog, operation and exact body.
+fn idempotency_key(
+    req: &HttpRequest,
+    catalog: &CatalogId,
+    operation: &str,
+    body: &[u8],
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{IDEMPOTENCY_KEY} must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(IdempotencyKey {
+        scope: format!("{catalog}:{operation}"),
+        key: key.to_owned(),
+        fingerprint: hex::encode(Sha256::digest(body)),
+    }))
+}
+
+/// Runs a write to completion even if the client goes away mid-request: a POS create that
+/// was sent must reach the mirror and the idempotency record, whoever is still listening.
+async fn detached<T: 'static>(
+    work: impl Future<Output = Result<T, CustomerError>> + 'static,
+) -> Result<T, ApiError> {
+    actix_web::rt::spawn(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+fn with_source(
+    mut response: HttpResponseBuilder,
+    source: domain::DataSource,
+) -> HttpResponseBuilder {
+    response.insert_header((DATA_SOURCE, source.as_str()));
+    response
+}
+
+fn service(state: &Data<AppState>) -> Arc<CustomerService> {
+    state.service.clone()
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/{catalog_id}/customers", tag = "customers",
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    request_body = dto::CustomerRequest,
+    responses(
+        (status = 201, description = "Created at the POS", body = CustomerEnvelope),
+        (status = 400, description = "Malformed JSON or no `customer`", body = dto::ErrorBody),
+        (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
+        (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
+        (status = 405, description = "The POS cannot create customers", body = dto::MethodNotAllowedBody),
+        (status = 409, description = "A customer with this email, phone or licence exists", body = dto::DuplicateBody),
+        (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
+        (status = 415, description = "Not JSON", body = dto::ErrorBody),
+        (status = 422, description = "Invalid fields, or a reused Idempotency-Key", body = dto::ValidationErrorBody),
+        (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_customer(
+    grant: Grant,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = dto::read_json_body(&req, payload).await?;
+    let json = dto::parse_json(&body)?;
+    let form = dto::customer_form(dto::object_param(&json, "customer")?);
+    let customer = NewCustomer::parse(&form, today()).map_err(ApiError::Invalid)?;
+    let key = idempotency_key(&req, &grant.catalog, "create", &body)?;
+    let service = service(&state);
+    let catalog = grant.catalog;
+    let outcome =
+        detached(async move { service.create(&catalog, customer, key.as_ref()).await }).await?;
+    match outcome {
+        CreateOutcome::Created(c) => Ok(HttpResponse::Created().json(CustomerEnvelope::from(&c))),
+        CreateOutcome::AlreadyExists(c) => Err(ApiError::Duplicate(Box::new(c))),
+    }
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/{catalog_id}/customers/bulk", tag = "customers",
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    request_body = dto::BulkRequest,
+    responses(
+        (status = 200, description = "One result per item, in input order", body = BulkResponse),
+        (status = 400, description = "Malformed JSON or no `customers`", body = dto::ErrorBody),
+        (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
+        (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
+        (status = 405, description = "The POS cannot create customers", body = dto::MethodNotAllowedBody),
+        (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
+        (status = 415, description = "Not JSON", body = dto::ErrorBody),
+        (status = 422, description = "No items or more than 100", body = dto::ValidationErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn bulk_create(
+    grant: Grant,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = dto::read_json_body(&req, payload).await?;
+    let json = dto::parse_json(&body)?;
+    let items = dto::list_param(&json, "customers")?;
+    if items.is_empty() {
+        return Err(ApiError::Invalid(domain::ValidationErrors::single(
+            "customers",
+            domain::FieldError::Blank,
+        )));
+    }
+    if items.len() > dto::MAX_BULK_ITEMS {
+        let mut errors = domain::ValidationErrors::new();
+        errors.add_message(
+            "customers",
+            format!("is too long (maximum is {} items)", dto::MAX_BULK_ITEMS),
+        );
+        return Err(ApiError::Invalid(errors));
+    }
+    let today = today();
+    let parsed = items
+        .iter()
+        .map(|item| match item.as_object() {
+            Some(object) => NewCustomer::parse(&dto::customer_form(object), today),
+            None => Err(domain::ValidationErrors::single(
+                "customer",
+                domain::FieldError::Invalid,
+            )),
+        })
+        .collect();
+    let key = idempotency_key(&req, &grant.catalog, "bulk", &body)?;
+    let service = service(&state);
+    let catalog = grant.catalog;
+    let outcomes =
+        detached(async move { service.bulk_create(&catalog, parsed, key.as_ref()).await }).await?;
+    let results = outcomes.into_iter().map(bulk_item).collect();
+    Ok(HttpResponse::Ok().json(BulkResponse { results }))
+}
+
+fn bulk_item(outcome: domain::BulkItem) -> BulkItemResult {
+    let error = match outcome {
+        Ok(CreateOutcome::Created(c)) => {
+            return BulkItemResult {
+                status: StatusCode::CREATED.as_u16(),
+                customer: Some(CustomerDto::from(&c)),
+                error: None,
+                errors: None,
+                message: None,
+                pos: None,
+            };
+        }
+        Ok(CreateOutcome::AlreadyExists(c)) => ApiError::Duplicate(Box::new(c)),
+        Err(e) => ApiError::from(e),
+    };
+    let body = error.body();
+    let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    BulkItemResult {
+        status: error.status().as_u16(),
+        customer: match &error {
+            ApiError::Duplicate(c) => Some(CustomerDto::from(c.as_ref())),
+            _ => None,
+        },
+        error: text("error"),
+        errors: body.get("errors").cloned(),
+        message: text("message"),
+        pos: body.get("pos").cloned(),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/{catalog_id}/customers", tag = "customers",
+    params(
+        ("catalog_id" = String, Path, description = "The kiosk's catalog"),
+        ("phone" = Option<String>, Query, description = "Matched on digits only"),
+        ("email" = Option<String>, Query, description = "Matched case-insensitively"),
+        ("drivers_license" = Option<String>, Query, description = "Matched without case, spaces or dashes"),
+        ("name" = Option<String>, Query, description = "Each word starts the first or last name"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 25"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of customers; header X-Data-Source says `pos` or `mirror`", body = CustomerList),
+        (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
+        (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
+        (status = 422, description = "Invalid filter, limit or cursor", body = dto::ValidationErrorBody),
+        (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
+        (status = 503, description = "The database is unavailable", body = dto::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_customers(
+    grant: Grant,
+    req: HttpRequest,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let params = actix_web::web::Query::<QueryParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    let (query, cursor): (CustomerQuery, Option<String>) =
+        CustomerQuery::parse(&params).map_err(ApiError::Invalid)?;
+    let listing = state
+        .service
+        .list(&grant.catalog, query, cursor.as_deref())
+        .await?;
+    let body = CustomerList {
+        customers: listing.customers.iter().map(CustomerDto::from).collect(),
+        next_cursor: listing.next_cursor,
+    };
+    Ok(with_source(HttpResponse::Ok(), listing.source).json(body))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/{catalog_id}/customers/{customer_id}", tag = "customers",
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
+           ("customer_id" = String, Path, description = "The POS's customer id")),
+    responses(
+        (status = 200, description = "The customer; header X-Data-Source says `pos` or `mirror`", body = CustomerEnvelope),
+        (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
+        (status = 404, description = "Unknown catalog or customer", body = dto::ErrorBody),
+        (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_customer(
+    grant: Grant,
+    req: HttpRequest,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = customer_id(&req)?;
+    let (customer, source) = state.service.get(&grant.catalog, &id).await?;
+    Ok(with_source(HttpResponse::Ok(), source).json(CustomerEnvelope::from(&customer)))
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/{catalog_id}/customers/{customer_id}", tag = "customers",
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
+           ("customer_id" = String, Path, description = "The POS's customer id")),
+    request_body = dto::CustomerRequest,
+    responses(
+        (status = 200, description = "The updated customer", body = CustomerEnvelope),
+        (status = 400, description = "Malformed JSON or no `customer`", body = dto::ErrorBody),
+        (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
+        (status = 404, description = "Unknown catalog or customer", body = dto::ErrorBody),
+        (status = 405, description = "The POS cannot update customers", body = dto::MethodNotAllowedBody),
+        (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
+        (status = 415, description = "Not JSON", body = dto::ErrorBody),
+        (status = 422, description = "Invalid fields", body = dto::ValidationErrorBody),
+        (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patch_customer(
+    grant: Grant,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    update(grant, req, payload, state, CustomerPatch::parse_partial).await
+}
+
+#[utoipa::path(
+    put, path = "/api/v1/{catalog_id}/customers/{customer_id}", tag = "customers",
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
+           ("customer_id" = String, Path, description = "The POS's customer id")),
+    request_body = dto::CustomerRequest,
+    responses(
+        (status = 200, description = "The replaced customer; absent optional fields are cleared", body = CustomerEnvelope),
+        (status = 400, description = "Malformed JSON or no `customer`", body = dto::ErrorBody),
+        (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
+        (status = 404, description = "Unknown catalog or customer", body = dto::ErrorBody),
+        (status = 405, description = "The POS cannot update customers", body = dto::MethodNotAllowedBody),
+        (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
+        (status = 415, description = "Not JSON", body = dto::ErrorBody),
+        (status = 422, description = "Invalid fields; first and last name are required", body = dto::ValidationErrorBody),
+        (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put_customer(
+    grant: Grant,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    update(grant, req, payload, state, CustomerPatch::parse_full).await
+}
+
+async fn update(
+    grant: Grant,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+    parse: fn(
+        &domain::CustomerForm,
+        chrono::NaiveDate,
+    ) -> Result<CustomerPatch, domain::ValidationErrors>,
+) -> Result<HttpResponse, ApiError> {
+    let id = customer_id(&req)?;
+    let body = dto::read_json_body(&req, payload).await?;
+    let json = dto::parse_json(&body)?;
+    let form = dto::customer_form(dto::object_param(&json, "customer")?);
+    let patch = parse(&form, today()).map_err(ApiError::Invalid)?;
+    let service = service(&state);
+    let catalog = grant.catalog;
+    let updated = detached(async move { service.update(&catalog, &id, &patch).await }).await?;
+    Ok(HttpResponse::Ok().json(CustomerEnvelope::from(&updated)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/{catalog_id}/pos", tag = "pos",
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog")),
+    responses(
+        (status = 200, description = "The store's POS vendor and what it supports", body = PosInfo),
+        (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
+        (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn pos_capabilities(
+    grant: Grant,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (vendor, capabilities) = state.service.capabilities(&grant.catalog).await?;
+    Ok(HttpResponse::Ok().json(PosInfo::new(vendor, capabilities)))
+}

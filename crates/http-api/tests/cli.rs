@@ -1,0 +1,217 @@
+//! The `pos-gateway` binary as an operator uses it: the demo from nothing, the admin commands,
+//! errors on stderr, and a graceful stop.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pos-gateway");
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(self.dir.path())
+            .env_remove("POS_GATEWAY_JWT_SECRET")
+            .env_remove("POS_GATEWAY_DATABASE_URL")
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let output = self.command().args(args).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn admin_commands_print_json_and_fail_on_stderr() {
+    let env = Env::new();
+    let (ok, out, _) = env.run(&["migrate", "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"migrated": true})
+    );
+    assert!(
+        env.dir.path().join("pos-gateway.db").exists(),
+        "SQLite is the default"
+    );
+
+    let (ok, out, err) = env.run(&[
+        "store", "add", "--name", "Main St", "--vendor", "local", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let store: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(store["vendor"], "local");
+    let id = store["id"].to_string();
+
+    let (ok, out, err) = env.run(&[
+        "catalog", "add", "--store", &id, "--id", "kiosk-1", "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["id"],
+        "kiosk-1"
+    );
+
+    let (ok, _, err) = env.run(&["catalog", "add", "--store", &id, "--id", "kiosk-1"]);
+    assert!(!ok, "a catalog id is taken once");
+    assert!(err.starts_with("error: "), "{err}");
+
+    let (ok, _, err) = env.run(&[
+        "catalog", "add", "--store", &id, "--id", "bad id!", "--json",
+    ]);
+    assert!(!ok);
+    assert!(
+        serde_json::from_str::<Value>(&err).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("catalog id")
+    );
+
+    let (ok, _, err) = env.run(&["store", "add", "--name", "X", "--vendor", "square"]);
+    assert!(!ok);
+    assert!(err.contains("unknown vendor"), "{err}");
+
+    let (ok, _, err) = env.run(&["token", "--catalog", "kiosk-1"]);
+    assert!(!ok, "no secret configured and no demo secret");
+    assert!(err.contains("POS_GATEWAY_JWT_SECRET"), "{err}");
+
+    let secret = "cli-test-secret-0123456789abcdef01234";
+    let output = env
+        .command()
+        .env("POS_GATEWAY_JWT_SECRET", secret)
+        .args(["token", "--catalog", "kiosk-1", "--ttl", "2h", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let token: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["pos-gateway"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        token["token"].as_str().unwrap(),
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["catalogs"], json!(["kiosk-1"]));
+    let ttl = claims["exp"].as_u64().unwrap() - jsonwebtoken::get_current_timestamp();
+    assert!((7100..=7200).contains(&ttl), "ttl {ttl}");
+
+    let (ok, _, err) = env.run(&["serve"]);
+    assert!(!ok, "serve needs a secret");
+    assert!(err.contains("POS_GATEWAY_JWT_SECRET"), "{err}");
+}
+
+#[test]
+fn the_demo_works_from_nothing_and_stops_gracefully() {
+    let env = Env::new();
+    let port = free_port();
+    let mut child = env
+        .command()
+        .env("POS_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut token = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
+            token = Some(t.to_owned());
+        }
+        if line.contains("Serving on") {
+            break;
+        }
+    }
+    let token = token.expect("the demo prints a token");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.get(format!("{base}/healthz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "the demo never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let created = client
+            .post(format!("{base}/api/v1/demo/customers"))
+            .bearer_auth(&token)
+            .json(&json!({"customer": {"first_name": "John", "last_name": "Doe", "email": "john.doe@example.com", "phone": "555-123-4567"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    });
+
+    // The token command finds the secret the demo kept.
+    let (ok, kept_token, err) = env.run(&["token", "--catalog", "demo"]);
+    assert!(ok, "{err}");
+    runtime.block_on(async {
+        let found = reqwest::Client::new()
+            .get(format!("{base}/api/v1/demo/customers?phone=5551234567"))
+            .bearer_auth(kept_token.trim())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(found.status(), 200);
+        let found: Value = found.json().await.unwrap();
+        assert_eq!(found["customers"][0]["email"], "john.doe@example.com");
+    });
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "SIGTERM is a clean stop: {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A second demo reuses the store, the catalog and the secret.
+    let (ok, _, err) = env.run(&["token", "--catalog", "demo"]);
+    assert!(ok, "{err}");
+}

@@ -1,0 +1,335 @@
+//! Every row of the contract's error table that applies to the `local` POS, and the operational
+//! endpoints.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::Vendor;
+use jsonwebtoken::{EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{Db, SECRET, body, spawn_app};
+
+const UNAUTHORIZED: &str = "You need to sign in or sign up before continuing.";
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+fn sign(claims: Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_bad_token_gets_the_same_401() {
+    let app = spawn_app(Db::Sqlite).await;
+    app.add_store("k", Vendor::Local).await;
+    let good = json!({"exp": now() + 600, "aud": "pos-gateway", "catalogs": ["k"]});
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(good.to_string())
+    );
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no header", None),
+        ("not a JWT", Some("Bearer garbage".into())),
+        (
+            "not bearer",
+            Some(format!("Basic {}", sign(good.clone(), SECRET))),
+        ),
+        ("alg none", Some(format!("Bearer {unsigned}"))),
+        (
+            "wrong key",
+            Some(format!(
+                "Bearer {}",
+                sign(good.clone(), "another-secret-0123456789abcdef0123")
+            )),
+        ),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    json!({"exp": now() - 3600, "aud": "pos-gateway", "catalogs": ["k"]}),
+                    SECRET
+                )
+            )),
+        ),
+        (
+            "wrong audience",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    json!({"exp": now() + 600, "aud": "someone-else", "catalogs": ["k"]}),
+                    SECRET
+                )
+            )),
+        ),
+        (
+            "missing exp",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"aud": "pos-gateway", "catalogs": ["k"]}), SECRET)
+            )),
+        ),
+        (
+            "missing aud",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"exp": now() + 600, "catalogs": ["k"]}), SECRET)
+            )),
+        ),
+        (
+            "missing catalogs",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"exp": now() + 600, "aud": "pos-gateway"}), SECRET)
+            )),
+        ),
+    ];
+    for (what, header) in cases {
+        let mut request = app.client.get(app.url("/api/v1/k/customers"));
+        if let Some(header) = header {
+            request = request.header("Authorization", header);
+        }
+        let (status, answer) = body(request.send().await.unwrap()).await;
+        assert_eq!(
+            (status, answer),
+            (StatusCode::UNAUTHORIZED, json!({"error": UNAUTHORIZED})),
+            "{what}"
+        );
+    }
+    let (status, _) = body(
+        app.client
+            .get(app.url("/api/v1/k/customers"))
+            .bearer_auth(sign(good, SECRET))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the well-formed token is accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_that_are_not_usable_json_get_the_contracts_4xx() {
+    let app = spawn_app(Db::Sqlite).await;
+    app.add_store("k", Vendor::Local).await;
+    let token = app.token(&["k"]);
+    let post = |content_type: &'static str, payload: Vec<u8>| {
+        app.request(Method::POST, "/api/v1/k/customers", &token)
+            .header("Content-Type", content_type)
+            .body(payload)
+            .send()
+    };
+    let (status, answer) = body(
+        post("application/json", b"{\"customer\": {".to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON"),
+        "{answer}"
+    );
+
+    let (status, answer) = body(
+        post(
+            "application/json",
+            br#"{"client": {"first_name": "A"}}"#.to_vec(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "param is missing or the value is empty: customer"})
+        )
+    );
+
+    let (status, answer) = body(
+        post("text/plain", br#"{"customer": {}}"#.to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(answer["error"].is_string());
+
+    let mut huge = br#"{"customer": {"first_name": "A", "last_name": "B", "notes": ""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 1024 * 1024));
+    huge.extend(br#""}}"#);
+    let (status, answer) = body(post("application/json", huge).await.unwrap()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(answer["error"].is_string());
+
+    let (status, answer) = body(
+        app.request(Method::POST, "/api/v1/k/customers", &token)
+            .header("Idempotency-Key", "")
+            .json(&json!({"customer": {"first_name": "A", "last_name": "B"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_pos_cannot_do_is_405_without_touching_it() {
+    let app = spawn_app(Db::Sqlite).await;
+    app.add_store("k", Vendor::Local).await;
+    // A store whose vendor this build has no adapter for: "the store has no POS".
+    app.add_store("cova-kiosk", Vendor::Cova).await;
+    let not_allowed = json!({"status": 405, "message": "method not allowed"});
+
+    let token = app.token(&["cova-kiosk"]);
+    let (status, answer) = body(
+        app.request(Method::POST, "/api/v1/cova-kiosk/customers", &token)
+            .json(&json!({"customer": {"first_name": "A", "last_name": "B"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::METHOD_NOT_ALLOWED, not_allowed.clone())
+    );
+    let (status, pos) = app.get_json("/api/v1/cova-kiosk/pos", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pos["vendor"], "cova");
+    assert!(
+        pos["capabilities"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v == false)
+    );
+
+    // A method the route does not have.
+    let (status, answer) = body(
+        app.request(Method::DELETE, "/api/v1/k/customers/1", &app.token(&["k"]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::METHOD_NOT_ALLOWED, not_allowed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operational_endpoints_answer() {
+    let app = spawn_app(Db::Sqlite).await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(
+        health.headers().contains_key("x-request-id"),
+        "every answer names its request"
+    );
+    assert_eq!(
+        body(health).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    let (status, ready) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, ready),
+        (StatusCode::OK, json!({"status": "ready"}))
+    );
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pos_gateway_http_requests_total"),
+        "{metrics}"
+    );
+
+    let (status, openapi) = body(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: Vec<&str> = openapi["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for path in [
+        "/api/v1/{catalog_id}/customers",
+        "/api/v1/{catalog_id}/customers/{customer_id}",
+        "/api/v1/{catalog_id}/customers/bulk",
+        "/api/v1/{catalog_id}/pos",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(paths.contains(&path), "{path} is documented");
+    }
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.unwrap().contains("/openapi.json"));
+
+    let (status, answer) = body(
+        app.client
+            .get(app.url("/no/such/route"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::NOT_FOUND, json!({"error": "not found"}))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_snapshot() {
+    // A changed API changes this file: review the diff, then run with UPDATE_SNAPSHOTS=1.
+    let document =
+        serde_json::to_string_pretty(&<http_api::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+            .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() || !path.exists() {
+        std::fs::write(&path, format!("{document}\n")).unwrap();
+    }
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        saved.trim_end(),
+        document,
+        "docs/openapi.json is out of date: run with UPDATE_SNAPSHOTS=1"
+    );
+}
