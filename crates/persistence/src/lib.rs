@@ -1,1 +1,41 @@
-//! stub
+//! pos-gateway's storage: Diesel + diesel-async repositories implementing the domain's ports
+//! (store registry, customer mirror, idempotency records), the built-in `local` POS, and a small
+//! settings table. PostgreSQL serves deployments; SQLite is the embedded default. Migrations for
+//! both are embedded in the binary.
+//!
+//! This crate must not depend on actix, reqwest, pos-adapters or http-api: it knows the domain
+//! and the database, nothing else.
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db` (anything
+/// with a `pool` field, or a [`Database`]) uses. The body is expanded once per backend, so it
+/// must be Diesel code both PostgreSQL and SQLite accept; it may use `.await`, `?` (on a
+/// `RepositoryError`) and `return`, as the enclosing async fn's own code.
+macro_rules! with_connection {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::database::Pool::Postgres(pool) => {
+                let mut pooled = $crate::database::checkout(pool).await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::database::Pool::Sqlite(pool) => {
+                let mut pooled = $crate::database::checkout(pool).await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+mod database;
+mod idempotency;
+mod mirror;
+mod schema;
+mod settings;
+mod stores;
+
+pub use database::{Backend, Database, PersistenceError};
+pub use idempotency::IdempotencyRecords;
+pub use mirror::{LocalPos, Mirror};
+pub use settings::Settings;
+pub use stores::Stores;

@@ -1,0 +1,412 @@
+//! Connecting, migrating and pinging; the pools behind every repository, and how their failures
+//! become [`RepositoryError`]s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection as _;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection as _, SqliteConnection};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use domain::{RepositoryError, StoreId};
+
+use crate::idempotency::IdempotencyRecords;
+use crate::mirror::{LocalPos, Mirror};
+use crate::settings::Settings;
+use crate::stores::Stores;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Run on every SQLite connection. `busy_timeout` first: switching to WAL may have to wait.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+const SQLITE_POOL_SIZE: usize = 8;
+const POSTGRES_POOL_SIZE: usize = 16;
+/// How long to wait for a pooled connection, or to open one: a dead database gives an error.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// Serialises `migrate` across processes sharing one PostgreSQL database.
+const MIGRATION_LOCK_ID: i64 = 0x706f_735f_6777; // "pos_gw"
+
+pub(crate) type SqliteAsyncConnection = SyncConnectionWrapper<SqliteConnection>;
+
+/// Which database a [`Database`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        })
+    }
+}
+
+/// Why the database could not be opened or migrated. No variant holds the URL, so neither
+/// `Display` nor `Debug` can print a password from it.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistenceError {
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
+    #[error("could not connect to the {backend} database: {message}")]
+    Connect { backend: Backend, message: String },
+    #[error("could not migrate the {backend} database: {message}")]
+    Migrate { backend: Backend, message: String },
+}
+
+/// The pool of whichever backend is in use. Repository code runs on either through
+/// `with_connection!` (see lib.rs).
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Postgres(DeadPool<AsyncPgConnection>),
+    Sqlite(DeadPool<SqliteAsyncConnection>),
+}
+
+/// Where the database is; kept for migrations, which use a connection of their own.
+enum Location {
+    /// The whole URL, password included: never printed.
+    Postgres(String),
+    /// A file path.
+    Sqlite(String),
+}
+
+/// A connection pool to PostgreSQL or SQLite, and the repositories over it. Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) pool: Pool,
+    location: Arc<Location>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens a pool and checks that one connection can be made.
+    ///
+    /// Accepts `sqlite://path/to/file.db` (relative to the working directory),
+    /// `sqlite:///abs/path.db`, and `postgres://...` or `postgresql://...`. A SQLite file (and
+    /// its directory) is created when missing.
+    pub async fn connect(url: &str) -> Result<Database, PersistenceError> {
+        let location = Location::parse(url)?;
+        let pool = match &location {
+            Location::Postgres(url) => {
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
+                Pool::Postgres(build_pool(manager, POSTGRES_POOL_SIZE, Backend::Postgres)?)
+            }
+            Location::Sqlite(path) => {
+                create_parent_directory(path)?;
+                let mut config = ManagerConfig::<SqliteAsyncConnection>::default();
+                // A local file does not drop connections; skip the `SELECT 1` per checkout.
+                config.recycling_method = RecyclingMethod::Fast;
+                config.custom_setup = Box::new(|path| Box::pin(establish_sqlite(path.to_owned())));
+                let manager = AsyncDieselConnectionManager::new_with_config(path.clone(), config);
+                Pool::Sqlite(build_pool(manager, SQLITE_POOL_SIZE, Backend::Sqlite)?)
+            }
+        };
+        let database = Database {
+            pool,
+            location: Arc::new(location),
+        };
+        let backend = database.backend();
+        database
+            .ping()
+            .await
+            .map_err(|e| PersistenceError::Connect {
+                backend,
+                message: e.to_string(),
+            })?;
+        Ok(database)
+    }
+
+    /// Applies the embedded migrations that have not run yet; a no-op when none are pending.
+    pub async fn migrate(&self) -> Result<(), PersistenceError> {
+        let backend = self.backend();
+        let location = Arc::clone(&self.location);
+        tokio::task::spawn_blocking(move || location.run_migrations())
+            .await
+            .map_err(|e| PersistenceError::Migrate {
+                backend,
+                message: e.to_string(),
+            })?
+    }
+
+    /// `SELECT 1`, for readiness checks; gives up after 2 seconds.
+    pub async fn ping(&self) -> Result<(), RepositoryError> {
+        let select_one = async {
+            with_connection!(self, |conn| {
+                diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), conn)
+                    .await
+                    .map(drop)
+                    .map_err(db_error)
+            })
+        };
+        tokio::time::timeout(PING_TIMEOUT, select_one)
+            .await
+            .map_err(|_| {
+                RepositoryError::Unavailable(format!(
+                    "no answer within {} s",
+                    PING_TIMEOUT.as_secs()
+                ))
+            })?
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub fn stores(&self) -> Stores {
+        Stores::new(self.clone())
+    }
+
+    pub fn mirror(&self) -> Mirror {
+        Mirror::new(self.clone())
+    }
+
+    pub fn idempotency(&self) -> IdempotencyRecords {
+        IdempotencyRecords::new(self.clone())
+    }
+
+    /// The built-in `local` POS of one store.
+    pub fn local_pos(&self, store: StoreId) -> LocalPos {
+        LocalPos::new(self.mirror(), store)
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::new(self.clone())
+    }
+}
+
+impl Location {
+    fn parse(url: &str) -> Result<Self, PersistenceError> {
+        const ACCEPTED: &str = "expected sqlite://PATH (relative), sqlite:///PATH (absolute), \
+             postgres://... or postgresql://...";
+        let url = url.trim();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(PersistenceError::BadUrl(format!(
+                    "sqlite:// needs a file path; {ACCEPTED}"
+                )));
+            }
+            return Ok(Location::Sqlite(path.to_owned()));
+        }
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("postgres" | "postgresql") => Ok(Location::Postgres(url.to_owned())),
+            // Only a plausible scheme is repeated: the rest of a URL may hold a password.
+            Some(scheme)
+                if !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+            {
+                Err(PersistenceError::BadUrl(format!(
+                    "unsupported scheme '{scheme}://'; {ACCEPTED}"
+                )))
+            }
+            _ => Err(PersistenceError::BadUrl(format!(
+                "not a database URL; {ACCEPTED}"
+            ))),
+        }
+    }
+
+    /// Blocking: run it on a blocking thread.
+    fn run_migrations(&self) -> Result<(), PersistenceError> {
+        match self {
+            Location::Postgres(url) => {
+                let failed = |message: String| PersistenceError::Migrate {
+                    backend: Backend::Postgres,
+                    message,
+                };
+                let mut conn =
+                    <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(
+                        url,
+                    )
+                    .map_err(|e| PersistenceError::Connect {
+                        backend: Backend::Postgres,
+                        message: e.to_string(),
+                    })?;
+                // Held until this connection closes, so two instances starting together do not
+                // both apply the same migration.
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut conn,
+                    &format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"),
+                )
+                .map_err(|e| failed(e.to_string()))?;
+                conn.run_pending_migrations(PG_MIGRATIONS)
+                    .map(drop)
+                    .map_err(|e| failed(e.to_string()))
+            }
+            Location::Sqlite(path) => {
+                let failed = |message: String| PersistenceError::Migrate {
+                    backend: Backend::Sqlite,
+                    message,
+                };
+                let mut conn =
+                    SqliteConnection::establish(path).map_err(|e| PersistenceError::Connect {
+                        backend: Backend::Sqlite,
+                        message: e.to_string(),
+                    })?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(|e| failed(e.to_string()))?;
+                // IMMEDIATE takes the write lock first, so concurrent runs queue up instead of
+                // both applying the same migration.
+                conn.immediate_transaction(|conn| {
+                    conn.run_pending_migrations(SQLITE_MIGRATIONS).map(drop)
+                })
+                .map_err(|e: Box<dyn std::error::Error + Send + Sync>| failed(e.to_string()))
+            }
+        }
+    }
+}
+
+fn create_parent_directory(path: &str) -> Result<(), PersistenceError> {
+    match std::path::Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() && !parent.exists() => {
+            std::fs::create_dir_all(parent).map_err(|e| PersistenceError::Connect {
+                backend: Backend::Sqlite,
+                message: format!("cannot create directory {}: {e}", parent.display()),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteAsyncConnection> {
+    let mut conn = SqliteAsyncConnection::establish(&path).await?;
+    conn.batch_execute(SQLITE_PRAGMAS)
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    size: usize,
+    backend: Backend,
+) -> Result<DeadPool<C>, PersistenceError>
+where
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    DeadPool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(POOL_TIMEOUT))
+        .recycle_timeout(Some(POOL_TIMEOUT))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| PersistenceError::Connect {
+            backend,
+            message: e.to_string(),
+        })
+}
+
+/// A pooled connection, or `Unavailable` when none comes in time.
+pub(crate) async fn checkout<C>(pool: &DeadPool<C>) -> Result<Object<C>, RepositoryError>
+where
+    AsyncDieselConnectionManager<C>:
+        deadpool::managed::Manager<Type = C, Error = diesel_async::pooled_connection::PoolError>,
+{
+    pool.get().await.map_err(pool_error)
+}
+
+fn pool_error(error: PoolError) -> RepositoryError {
+    match error {
+        PoolError::NoRuntimeSpecified => RepositoryError::Other(error.to_string()),
+        other => RepositoryError::Unavailable(other.to_string()),
+    }
+}
+
+/// Maps a query failure: lost connections and a locked SQLite file are `Unavailable`, unique
+/// violations `Conflict`.
+pub(crate) fn db_error(error: DieselError) -> RepositoryError {
+    match &error {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            RepositoryError::Conflict(info.message().to_owned())
+        }
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => RepositoryError::Unavailable(error.to_string()),
+        DieselError::DatabaseError(_, info)
+            if info.message().contains("database is locked")
+                || info.message().contains("database is busy") =>
+        {
+            RepositoryError::Unavailable(error.to_string())
+        }
+        _ => RepositoryError::Other(error.to_string()),
+    }
+}
+
+/// Now, in UTC, as every timestamp column holds it.
+pub(crate) fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad_url(url: &str) -> String {
+        match Location::parse(url) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::from("accepted"),
+        }
+    }
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert!(matches!(
+            Location::parse("sqlite://data/pos.db"),
+            Ok(Location::Sqlite(p)) if p == "data/pos.db"
+        ));
+        assert!(matches!(
+            Location::parse("sqlite:///var/lib/pos.db"),
+            Ok(Location::Sqlite(p)) if p == "/var/lib/pos.db"
+        ));
+        for url in [
+            "postgres://u:p@h/db",
+            "postgresql://h/db",
+            "POSTGRES://h/db",
+        ] {
+            assert!(
+                matches!(Location::parse(url), Ok(Location::Postgres(_))),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_urls_name_the_accepted_schemes_and_never_the_password() {
+        let message = bad_url("mysql://root:hunter2@db/pos");
+        assert!(message.contains("'mysql://'"), "{message}");
+        assert!(message.contains("postgres://"), "{message}");
+        assert!(message.contains("sqlite://"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        let message = bad_url("root:hunter2@db/pos");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(bad_url("sqlite://").contains("needs a file path"));
+        assert!(bad_url("sqlite:pos.db").contains("not a database URL"));
+    }
+}

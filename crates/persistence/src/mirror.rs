@@ -1,0 +1,504 @@
+//! The customer mirror (pos-gateway's copy of every customer it has seen, per store) and the
+//! built-in `local` POS, whose customers are the mirror rows of its store.
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::upsert::excluded;
+use diesel::{
+    AsChangeset, BoolExpressionMethods as _, EscapeExpressionMethods as _, ExpressionMethods as _,
+    Insertable, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
+    SelectableHelper as _, TextExpressionMethods as _,
+};
+use diesel_async::scoped_futures::ScopedFutureExt as _;
+use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+use domain::customer::license_match_key;
+use domain::query::MAX_LIMIT;
+use domain::{
+    Capabilities, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPage,
+    CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, NewCustomer,
+    PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, Vendor,
+};
+
+use crate::database::{Database, Pool, checkout, db_error, now};
+use crate::schema::customers;
+
+/// Rows per INSERT of an upsert: 19 bound values each keeps a statement far below SQLite's
+/// 32766 and PostgreSQL's 65535 parameters.
+const UPSERT_CHUNK: usize = 500;
+
+#[derive(Clone, Debug)]
+pub struct Mirror {
+    db: Database,
+}
+
+/// What a stored customer reads back as.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = customers, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+struct CustomerRow {
+    id: i64,
+    pos_customer_id: String,
+    status: String,
+    first_name: String,
+    last_name: String,
+    gender: Option<String>,
+    birthday: Option<NaiveDate>,
+    email: Option<String>,
+    phone: Option<String>,
+    drivers_license: Option<String>,
+    notes: Option<String>,
+}
+
+impl CustomerRow {
+    /// Parses the row back with the domain's parsers; a value they refuse is corruption.
+    fn into_customer(self) -> Result<Customer, RepositoryError> {
+        let id = self.id;
+        let corrupt =
+            |field: &str| RepositoryError::Corrupt(format!("customer row {id}: bad {field}"));
+        Ok(Customer {
+            status: CustomerStatus::new(&self.status),
+            customer_id: CustomerId::parse(&self.pos_customer_id)
+                .ok_or_else(|| corrupt("pos_customer_id"))?,
+            first_name: PersonName::parse(&self.first_name).map_err(|_| corrupt("first_name"))?,
+            last_name: PersonName::parse(&self.last_name).map_err(|_| corrupt("last_name"))?,
+            gender: parse_column(self.gender.as_deref(), Gender::parse, || corrupt("gender"))?,
+            birthday: self.birthday,
+            email: parse_column(self.email.as_deref(), Email::parse, || corrupt("email"))?,
+            phone: parse_column(self.phone.as_deref(), Phone::parse, || corrupt("phone"))?,
+            drivers_license: self.drivers_license,
+            notes: self.notes,
+        })
+    }
+}
+
+/// An optional column through its domain parser; `bad` names the corruption when it refuses.
+fn parse_column<T, E>(
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, E>,
+    bad: impl FnOnce() -> RepositoryError,
+) -> Result<Option<T>, RepositoryError> {
+    value.map(parse).transpose().map_err(|_| bad())
+}
+
+/// The columns a customer's values decide, with their match keys; `None` writes NULL. Owned, so
+/// that a batch can move to SQLite's blocking thread.
+#[derive(Insertable, AsChangeset)]
+#[diesel(
+    table_name = customers,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
+struct CustomerFields {
+    status: String,
+    first_name: String,
+    last_name: String,
+    first_name_lower: String,
+    last_name_lower: String,
+    gender: Option<&'static str>,
+    birthday: Option<NaiveDate>,
+    email: Option<String>,
+    email_lower: Option<String>,
+    phone: Option<String>,
+    phone_digits: Option<String>,
+    drivers_license: Option<String>,
+    drivers_license_key: Option<String>,
+    notes: Option<String>,
+    updated_at: NaiveDateTime,
+}
+
+impl CustomerFields {
+    fn of(customer: &Customer, now: NaiveDateTime) -> Self {
+        Self {
+            status: customer.status.as_str().to_owned(),
+            first_name: customer.first_name.as_str().to_owned(),
+            last_name: customer.last_name.as_str().to_owned(),
+            first_name_lower: customer.first_name.as_str().to_lowercase(),
+            last_name_lower: customer.last_name.as_str().to_lowercase(),
+            gender: customer.gender.map(Gender::as_str),
+            birthday: customer.birthday,
+            email: customer.email.as_ref().map(|e| e.as_str().to_owned()),
+            email_lower: customer.email.as_ref().map(Email::match_key),
+            phone: customer.phone.as_ref().map(|p| p.as_str().to_owned()),
+            phone_digits: customer.phone.as_ref().map(|p| p.digits().to_owned()),
+            drivers_license: customer.drivers_license.clone(),
+            drivers_license_key: customer.drivers_license.as_deref().map(license_match_key),
+            notes: customer.notes.clone(),
+            updated_at: now,
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = customers, treat_none_as_default_value = false)]
+struct NewCustomerRow {
+    store_id: i64,
+    pos_customer_id: String,
+    created_at: NaiveDateTime,
+    #[diesel(embed)]
+    fields: CustomerFields,
+}
+
+impl NewCustomerRow {
+    fn of(store: StoreId, customer: &Customer, now: NaiveDateTime) -> Self {
+        Self {
+            store_id: store.0,
+            pos_customer_id: customer.customer_id.as_str().to_owned(),
+            created_at: now,
+            fields: CustomerFields::of(customer, now),
+        }
+    }
+}
+
+/// The upsert of a batch of [`NewCustomerRow`]s: insert, or overwrite every field but the
+/// creation time of the customer the POS id names.
+macro_rules! upsert_statement {
+    ($rows:expr) => {{
+        use customers::dsl as c;
+        diesel::insert_into(c::customers)
+            .values($rows)
+            .on_conflict((c::store_id, c::pos_customer_id))
+            .do_update()
+            .set((
+                c::status.eq(excluded(c::status)),
+                c::first_name.eq(excluded(c::first_name)),
+                c::last_name.eq(excluded(c::last_name)),
+                c::first_name_lower.eq(excluded(c::first_name_lower)),
+                c::last_name_lower.eq(excluded(c::last_name_lower)),
+                c::gender.eq(excluded(c::gender)),
+                c::birthday.eq(excluded(c::birthday)),
+                c::email.eq(excluded(c::email)),
+                c::email_lower.eq(excluded(c::email_lower)),
+                c::phone.eq(excluded(c::phone)),
+                c::phone_digits.eq(excluded(c::phone_digits)),
+                c::drivers_license.eq(excluded(c::drivers_license)),
+                c::drivers_license_key.eq(excluded(c::drivers_license_key)),
+                c::notes.eq(excluded(c::notes)),
+                c::updated_at.eq(excluded(c::updated_at)),
+            ))
+    }};
+}
+
+/// `word` as a LIKE pattern matching what starts with it; `\` escapes the wildcards.
+fn prefix_pattern(word: &str) -> String {
+    let mut pattern = String::with_capacity(word.len() + 2);
+    for c in word.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl Mirror {
+    pub(crate) fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    async fn insert(&self, store: StoreId, customer: &Customer) -> Result<(), RepositoryError> {
+        let row = NewCustomerRow::of(store, customer, now());
+        with_connection!(self.db, |conn| {
+            diesel::insert_into(customers::table)
+                .values(&row)
+                .execute(conn)
+                .await
+                .map(drop)
+                .map_err(db_error)
+        })
+    }
+
+    /// Applies `patch` to the stored customer in one transaction; `Ok(None)` when absent.
+    async fn update(
+        &self,
+        store: StoreId,
+        id: &CustomerId,
+        patch: &CustomerPatch,
+    ) -> Result<Option<Customer>, RepositoryError> {
+        let now = now();
+        let the_customer = customers::table
+            .filter(customers::store_id.eq(store.0))
+            .filter(customers::pos_customer_id.eq(id.as_str()));
+        with_connection!(self.db, |conn| {
+            let updated = conn
+                .transaction::<_, UpdateError, _>(|conn| {
+                    async move {
+                        // A write first: it takes SQLite's write lock at once (a read first
+                        // could not upgrade to it if another writer came between) and locks
+                        // the row on PostgreSQL, so concurrent patches apply one after the
+                        // other.
+                        let touched = diesel::update(the_customer)
+                            .set(customers::updated_at.eq(now))
+                            .execute(conn)
+                            .await?;
+                        if touched == 0 {
+                            return Err(UpdateError::NotFound);
+                        }
+                        let row = the_customer
+                            .select(CustomerRow::as_select())
+                            .first(conn)
+                            .await?;
+                        let mut customer = row.into_customer()?;
+                        customer.apply(patch);
+                        diesel::update(the_customer)
+                            .set(&CustomerFields::of(&customer, now))
+                            .execute(conn)
+                            .await?;
+                        Ok(customer)
+                    }
+                    .scope_boxed()
+                })
+                .await;
+            match updated {
+                Ok(customer) => Ok(Some(customer)),
+                Err(UpdateError::NotFound) => Ok(None),
+                Err(UpdateError::Database(e)) => Err(db_error(e)),
+                Err(UpdateError::Repository(e)) => Err(e),
+            }
+        })
+    }
+}
+
+/// Why an update transaction rolled back.
+enum UpdateError {
+    NotFound,
+    Database(diesel::result::Error),
+    Repository(RepositoryError),
+}
+
+impl From<diesel::result::Error> for UpdateError {
+    fn from(error: diesel::result::Error) -> Self {
+        UpdateError::Database(error)
+    }
+}
+
+impl From<RepositoryError> for UpdateError {
+    fn from(error: RepositoryError) -> Self {
+        UpdateError::Repository(error)
+    }
+}
+
+#[async_trait]
+impl CustomerMirror for Mirror {
+    /// Inserts new customers and overwrites known ones (matched on the POS's id), in batches.
+    async fn upsert(&self, store: StoreId, customers: &[Customer]) -> Result<(), RepositoryError> {
+        // One statement may not touch a row twice (PostgreSQL refuses): the last copy wins.
+        let mut latest: Vec<&Customer> = Vec::with_capacity(customers.len());
+        let mut seen = std::collections::HashSet::new();
+        for customer in customers.iter().rev() {
+            if seen.insert(&customer.customer_id) {
+                latest.push(customer);
+            }
+        }
+        latest.reverse();
+        let now = now();
+        let mut rows: Vec<NewCustomerRow> = latest
+            .iter()
+            .map(|customer| NewCustomerRow::of(store, customer, now))
+            .collect();
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(UPSERT_CHUNK));
+            let chunk = std::mem::replace(&mut rows, rest);
+            match &self.db.pool {
+                Pool::Postgres(pool) => {
+                    let mut conn = checkout(pool).await?;
+                    diesel_async::RunQueryDsl::execute(upsert_statement!(&chunk), &mut *conn)
+                        .await
+                        .map_err(db_error)?;
+                }
+                // diesel-async cannot batch-insert into SQLite; synchronous Diesel can, so the
+                // statement runs on the connection's blocking thread.
+                Pool::Sqlite(pool) => {
+                    let mut conn = checkout(pool).await?;
+                    conn.spawn_blocking(move |conn| {
+                        diesel::RunQueryDsl::execute(upsert_statement!(&chunk), conn)
+                    })
+                    .await
+                    .map_err(db_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Filters AND-combined; pages in row order. The page token is the last row's id; one
+    /// that does not parse (we never make such) gives an empty last page.
+    async fn find(
+        &self,
+        store: StoreId,
+        query: &CustomerQuery,
+    ) -> Result<CustomerPage, RepositoryError> {
+        let after = match &query.page {
+            None => None,
+            Some(PageToken(token)) => match token.parse::<i64>() {
+                Ok(id) => Some(id),
+                Err(_) => return Ok(CustomerPage::default()),
+            },
+        };
+        let limit = query.limit.clamp(1, MAX_LIMIT);
+        let license_key = query.drivers_license_key();
+        let name_patterns: Vec<String> =
+            query.name_words().into_iter().map(prefix_pattern).collect();
+        let mut rows: Vec<CustomerRow> = with_connection!(self.db, |conn| {
+            let mut select = customers::table
+                .filter(customers::store_id.eq(store.0))
+                .select(CustomerRow::as_select())
+                .order(customers::id.asc())
+                .limit(i64::from(limit) + 1)
+                .into_boxed();
+            if let Some(after) = after {
+                select = select.filter(customers::id.gt(after));
+            }
+            if let Some(digits) = &query.phone_digits {
+                select = select.filter(customers::phone_digits.eq(digits));
+            }
+            if let Some(email) = &query.email {
+                select = select.filter(customers::email_lower.eq(email.to_lowercase()));
+            }
+            if let Some(key) = &license_key {
+                select = select.filter(customers::drivers_license_key.eq(key));
+            }
+            for pattern in &name_patterns {
+                select = select.filter(
+                    customers::first_name_lower
+                        .like(pattern)
+                        .escape('\\')
+                        .or(customers::last_name_lower.like(pattern).escape('\\')),
+                );
+            }
+            select.load(conn).await.map_err(db_error)
+        })?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|row| PageToken(row.id.to_string()))
+        } else {
+            None
+        };
+        let customers = rows
+            .into_iter()
+            .map(CustomerRow::into_customer)
+            .collect::<Result<_, _>>()?;
+        Ok(CustomerPage { customers, next })
+    }
+
+    async fn get(
+        &self,
+        store: StoreId,
+        id: &CustomerId,
+    ) -> Result<Option<Customer>, RepositoryError> {
+        let row = with_connection!(self.db, |conn| {
+            customers::table
+                .filter(customers::store_id.eq(store.0))
+                .filter(customers::pos_customer_id.eq(id.as_str()))
+                .select(CustomerRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+                .map_err(db_error)
+        })?;
+        row.map(CustomerRow::into_customer).transpose()
+    }
+
+    /// The oldest customer of the store matching any one of the keys.
+    async fn find_duplicate(
+        &self,
+        store: StoreId,
+        keys: &DuplicateKeys,
+    ) -> Result<Option<Customer>, RepositoryError> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        // An absent key binds NULL, and `column = NULL` is never true.
+        let row = with_connection!(self.db, |conn| {
+            customers::table
+                .filter(customers::store_id.eq(store.0))
+                .filter(
+                    customers::email_lower
+                        .eq(keys.email.as_deref())
+                        .or(customers::phone_digits.eq(keys.phone_digits.as_deref()))
+                        .or(customers::drivers_license_key.eq(keys.drivers_license.as_deref())),
+                )
+                .order(customers::id.asc())
+                .select(CustomerRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+                .map_err(db_error)
+        })?;
+        row.map(CustomerRow::into_customer).transpose()
+    }
+}
+
+/// The built-in `local` POS of one store: its customers are that store's mirror rows. New
+/// customers get a UUID v7 as their id (time-ordered, unique without asking the database).
+#[derive(Clone, Debug)]
+pub struct LocalPos {
+    mirror: Mirror,
+    store: StoreId,
+}
+
+impl LocalPos {
+    pub(crate) fn new(mirror: Mirror, store: StoreId) -> Self {
+        Self { mirror, store }
+    }
+}
+
+#[async_trait]
+impl CustomerDirectory for LocalPos {
+    fn vendor(&self) -> Vendor {
+        Vendor::Local
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    fn is_mirror(&self) -> bool {
+        true
+    }
+
+    async fn find(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
+        self.mirror
+            .find(self.store, query)
+            .await
+            .map_err(PosError::Storage)
+    }
+
+    async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, PosError> {
+        self.mirror
+            .get(self.store, id)
+            .await
+            .map_err(PosError::Storage)
+    }
+
+    async fn create(&self, customer: &NewCustomer) -> Result<Customer, PosError> {
+        let id = CustomerId::parse(&uuid::Uuid::now_v7().to_string()).ok_or_else(|| {
+            PosError::Storage(RepositoryError::Other("generated an invalid id".to_owned()))
+        })?;
+        let created = customer.clone().into_customer(id, CustomerStatus::active());
+        self.mirror
+            .insert(self.store, &created)
+            .await
+            .map_err(PosError::Storage)?;
+        Ok(created)
+    }
+
+    async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError> {
+        self.mirror
+            .update(self.store, id, patch)
+            .await
+            .map_err(PosError::Storage)?
+            .ok_or(PosError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(prefix_pattern("Jo"), "jo%");
+        assert_eq!(prefix_pattern("a%b_c\\"), "a\\%b\\_c\\\\%");
+    }
+}

@@ -1,0 +1,66 @@
+//! The tables, declared once for both backends: only SQL types PostgreSQL and SQLite share.
+
+diesel::table! {
+    stores (id) {
+        id -> BigInt,
+        name -> Text,
+        vendor -> Text,
+        config -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    catalogs (id) {
+        id -> Text,
+        store_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    customers (id) {
+        id -> BigInt,
+        store_id -> BigInt,
+        pos_customer_id -> Text,
+        status -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        first_name_lower -> Text,
+        last_name_lower -> Text,
+        gender -> Nullable<Text>,
+        birthday -> Nullable<Date>,
+        email -> Nullable<Text>,
+        email_lower -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        phone_digits -> Nullable<Text>,
+        drivers_license -> Nullable<Text>,
+        drivers_license_key -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        outcome -> Nullable<Text>,
+        created_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(catalogs -> stores (store_id));
+diesel::joinable!(customers -> stores (store_id));
+diesel::allow_tables_to_appear_in_same_query!(stores, catalogs, customers);

@@ -1,0 +1,1024 @@
+//! The repositories against real databases: every test in `suite!` runs once on SQLite (a fresh
+//! file) and once on PostgreSQL (a fresh database on the server `TEST_DATABASE_URL` names).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use domain::{
+    CatalogId, Claim, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPatch,
+    CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, IdempotencyKey, IdempotencyStore,
+    NewCustomer, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, StoreRegistry,
+    Vendor,
+};
+use persistence::{Backend, Database, IdempotencyRecords, Mirror};
+use serde_json::json;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// Runs `test` on a migrated SQLite database in a temporary directory.
+async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Database) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("nested/dir/test.db").display()
+    );
+    let db = Database::connect(&url).await.unwrap();
+    assert_eq!(db.backend(), Backend::Sqlite);
+    db.migrate().await.unwrap();
+    let outcome = tokio::spawn(test(db)).await;
+    drop(dir);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "PostgreSQL tests need a server: set TEST_DATABASE_URL \
+             (e.g. postgres://postgres@127.0.0.1:5432/test) or run `cargo xtask test`"
+        )
+    })
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| base[start..].find('/').map(|i| start + i))
+        .unwrap_or(base.len());
+    let mut new = format!("{}/{name}", &base[..authority_end]);
+    if let Some(query) = query {
+        new.push('?');
+        new.push_str(query);
+    }
+    new
+}
+
+/// A PostgreSQL database of a test's own, on the server `TEST_DATABASE_URL` names.
+struct ScratchDatabase {
+    admin: AsyncPgConnection,
+    url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    async fn create() -> Self {
+        let admin_url = admin_url();
+        let name = format!("persistence_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let url = with_database(&admin_url, &name);
+        Self { admin, url, name }
+    }
+
+    async fn connect(&self) -> Database {
+        Database::connect(&self.url).await.unwrap()
+    }
+
+    /// Drops it, closing any connection still open to it.
+    async fn drop_it(&mut self) {
+        diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut self.admin)
+        .await
+        .unwrap();
+    }
+}
+
+/// Runs `test` on a migrated PostgreSQL database of its own, dropped afterwards.
+async fn on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Database) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut scratch = ScratchDatabase::create().await;
+    let db = scratch.connect().await;
+    assert_eq!(db.backend(), Backend::Postgres);
+    db.migrate().await.unwrap();
+    let outcome = tokio::spawn(test(db)).await;
+    scratch.drop_it().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Instantiates each listed `async fn(Database)` as `sqlite::NAME` and `postgres::NAME`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_sqlite(super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_postgres(super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    migrations_are_idempotent_and_ping_answers,
+    stores_and_catalogs,
+    mirror_upsert_inserts_then_updates,
+    mirror_upsert_handles_large_batches_and_repeats,
+    mirror_find_by_each_filter,
+    mirror_name_filter_escapes_like_wildcards,
+    mirror_pages_do_not_overlap,
+    stores_are_isolated,
+    find_duplicate_by_each_key,
+    local_pos_creates_finds_and_updates,
+    local_pos_concurrent_patches_both_apply,
+    idempotency_lifecycle,
+    idempotency_concurrent_claims_acquire_once,
+    idempotency_wait_sees_completion,
+    idempotency_expired_records_are_claimed_anew,
+    idempotency_abandoned_records_are_taken_over_once,
+    settings_keep_the_first_value,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+fn customer(id: &str, first: &str, last: &str) -> Customer {
+    Customer {
+        status: CustomerStatus::active(),
+        customer_id: CustomerId::parse(id).unwrap(),
+        first_name: PersonName::parse(first).unwrap(),
+        last_name: PersonName::parse(last).unwrap(),
+        gender: None,
+        birthday: None,
+        email: None,
+        phone: None,
+        drivers_license: None,
+        notes: None,
+    }
+}
+
+fn john() -> Customer {
+    Customer {
+        gender: Some(Gender::Male),
+        birthday: chrono::NaiveDate::from_ymd_opt(1990, 4, 5),
+        email: Some(Email::parse("John.Doe@Example.com").unwrap()),
+        phone: Some(Phone::parse("(555) 123-4567").unwrap()),
+        drivers_license: Some("ab-12 34".to_owned()),
+        notes: Some("likes edibles".to_owned()),
+        ..customer("c-1", "John", "Doe")
+    }
+}
+
+fn query() -> CustomerQuery {
+    CustomerQuery {
+        limit: 25,
+        ..Default::default()
+    }
+}
+
+/// The ids of the first page `query` finds in `store`'s mirror.
+async fn found(mirror: &Mirror, store: StoreId, query: &CustomerQuery) -> Vec<String> {
+    let page = mirror.find(store, query).await.unwrap();
+    page.customers
+        .into_iter()
+        .map(|c| c.customer_id.as_str().to_owned())
+        .collect()
+}
+
+fn ids(customers: &[Customer]) -> Vec<&str> {
+    customers.iter().map(|c| c.customer_id.as_str()).collect()
+}
+
+async fn store(db: &Database, name: &str) -> StoreId {
+    db.stores()
+        .add_store(name, Vendor::Local, &json!({}))
+        .await
+        .unwrap()
+        .id
+}
+
+fn idem(key: &str, fingerprint: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        scope: "catalog-1:create".to_owned(),
+        key: key.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite
+
+async fn migrations_are_idempotent_and_ping_answers(db: Database) {
+    db.migrate().await.unwrap();
+    db.migrate().await.unwrap();
+    db.ping().await.unwrap();
+    // The tables exist and work after the repeated runs.
+    let id = store(&db, "after-migrations").await;
+    assert!(db.stores().get_store(id).await.unwrap().is_some());
+}
+
+async fn stores_and_catalogs(db: Database) {
+    let stores = db.stores();
+    let config = json!({"api_key": "secret", "nested": {"n": 1}});
+    let store = stores
+        .add_store("Main Street", Vendor::Treez, &config)
+        .await
+        .unwrap();
+    assert_eq!(store.name, "Main Street");
+    assert_eq!(store.vendor, Vendor::Treez);
+    assert_eq!(
+        stores.get_store(store.id).await.unwrap(),
+        Some(store.clone())
+    );
+    assert_eq!(
+        stores.store_by_name("Main Street").await.unwrap(),
+        Some(store.clone())
+    );
+    assert_eq!(stores.store_by_name("main street").await.unwrap(), None);
+    assert_eq!(
+        stores.get_store(StoreId(store.id.0 + 1000)).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        stores
+            .add_store("Main Street", Vendor::Local, &json!({}))
+            .await,
+        Err(RepositoryError::Conflict(_))
+    ));
+
+    let kiosk = CatalogId::parse("kiosk-1").unwrap();
+    stores.add_catalog(store.id, &kiosk).await.unwrap();
+    assert_eq!(
+        stores.store_for_catalog(&kiosk).await.unwrap(),
+        Some(store.clone())
+    );
+    let unknown = CatalogId::parse("kiosk-2").unwrap();
+    assert_eq!(stores.store_for_catalog(&unknown).await.unwrap(), None);
+
+    // Catalog ids are global: not even another store may reuse one.
+    let other = stores
+        .add_store("Elm Street", Vendor::Local, &json!({}))
+        .await
+        .unwrap();
+    for owner in [store.id, other.id] {
+        assert!(matches!(
+            stores.add_catalog(owner, &kiosk).await,
+            Err(RepositoryError::Conflict(_))
+        ));
+    }
+    match stores.add_catalog(StoreId(987_654), &unknown).await {
+        Err(RepositoryError::Other(message)) => assert!(message.contains("no such store")),
+        other => panic!("expected an error for an unknown store, got {other:?}"),
+    }
+    assert_eq!(stores.store_for_catalog(&unknown).await.unwrap(), None);
+}
+
+async fn mirror_upsert_inserts_then_updates(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let jane = customer("c-2", "Jane", "Roe");
+    mirror.upsert(shop, &[john(), jane.clone()]).await.unwrap();
+    let id = CustomerId::parse("c-1").unwrap();
+    assert_eq!(mirror.get(shop, &id).await.unwrap(), Some(john()));
+
+    let changed = Customer {
+        status: CustomerStatus::new("inactive"),
+        email: Some(Email::parse("new@example.com").unwrap()),
+        notes: None,
+        gender: None,
+        ..john()
+    };
+    mirror
+        .upsert(shop, std::slice::from_ref(&changed))
+        .await
+        .unwrap();
+    assert_eq!(mirror.get(shop, &id).await.unwrap(), Some(changed));
+    assert_eq!(
+        mirror.get(shop, &jane.customer_id).await.unwrap(),
+        Some(jane)
+    );
+    let page = mirror.find(shop, &query()).await.unwrap();
+    assert_eq!(ids(&page.customers), ["c-1", "c-2"], "updated in place");
+    // The old e-mail no longer finds anybody.
+    let by_old_email = by("email", "john.doe@example.com");
+    assert!(found(&mirror, shop, &by_old_email).await.is_empty());
+    mirror.upsert(shop, &[]).await.unwrap();
+}
+
+async fn mirror_upsert_handles_large_batches_and_repeats(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let mut batch: Vec<Customer> = (0..1203)
+        .map(|i| customer(&format!("id-{i}"), "First", &format!("Last{i}")))
+        .collect();
+    // The same customer twice in one batch: the last copy wins.
+    batch.push(customer("id-7", "Seventh", "Again"));
+    mirror.upsert(shop, &batch).await.unwrap();
+    let seventh = mirror
+        .get(shop, &CustomerId::parse("id-7").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seventh.first_name.as_str(), "Seventh");
+    let last = mirror
+        .get(shop, &CustomerId::parse("id-1202").unwrap())
+        .await
+        .unwrap();
+    assert!(last.is_some());
+    let mut count = 0;
+    let mut q = CustomerQuery {
+        limit: 100,
+        ..query()
+    };
+    loop {
+        let page = mirror.find(shop, &q).await.unwrap();
+        count += page.customers.len();
+        match page.next {
+            Some(token) => q.page = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(count, 1203);
+}
+
+/// A query with one filter: `field` is `phone`, `email`, `license` or `name`.
+fn by(field: &str, value: &str) -> CustomerQuery {
+    let value = Some(value.to_owned());
+    match field {
+        "phone" => CustomerQuery {
+            phone_digits: value,
+            ..query()
+        },
+        "email" => CustomerQuery {
+            email: value,
+            ..query()
+        },
+        "license" => CustomerQuery {
+            drivers_license: value,
+            ..query()
+        },
+        "name" => CustomerQuery {
+            name: value,
+            ..query()
+        },
+        _ => panic!("no filter {field}"),
+    }
+}
+
+async fn mirror_find_by_each_filter(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let jane = Customer {
+        email: Some(Email::parse("jane@example.com").unwrap()),
+        phone: Some(Phone::parse("555 987 6543").unwrap()),
+        drivers_license: Some("ZZ-999".to_owned()),
+        ..customer("c-2", "Jane", "Doe")
+    };
+    let johnny = customer("c-3", "Johnny", "Appleseed");
+    let all = [john(), jane, johnny];
+    mirror.upsert(shop, &all).await.unwrap();
+
+    let cases: Vec<(CustomerQuery, Vec<&str>)> = vec![
+        (query(), vec!["c-1", "c-2", "c-3"]),
+        (by("phone", "5551234567"), vec!["c-1"]),
+        (by("phone", "555123456"), vec![]),
+        (by("email", "john.doe@example.com"), vec!["c-1"]),
+        (by("license", "AB1234"), vec!["c-1"]),
+        (by("license", "ab 12-34"), vec!["c-1"]),
+        (by("name", "jo"), vec!["c-1", "c-3"]),
+        (by("name", "doe"), vec!["c-1", "c-2"]),
+        (by("name", "d j"), vec!["c-1", "c-2"]),
+        (by("name", "johnny doe"), vec![]),
+        (by("name", "ohn"), vec![]),
+        (
+            CustomerQuery {
+                email: Some("jane@example.com".to_owned()),
+                ..by("name", "doe")
+            },
+            vec!["c-2"],
+        ),
+        (
+            CustomerQuery {
+                phone_digits: Some("5551234567".to_owned()),
+                ..by("name", "jane")
+            },
+            vec![],
+        ),
+    ];
+    for (q, want) in cases {
+        let page = mirror.find(shop, &q).await.unwrap();
+        assert_eq!(ids(&page.customers), want, "{q:?}");
+        assert_eq!(page.next, None);
+        // The domain's own matcher agrees.
+        let reference: Vec<&str> = all
+            .iter()
+            .filter(|c| q.matches(c))
+            .map(|c| c.customer_id.as_str())
+            .collect();
+        assert_eq!(reference, want, "reference for {q:?}");
+    }
+    // `CustomerQuery::parse` lower-cases the name already; the mirror does not rely on it.
+    let page = mirror.find(shop, &by("name", "JOHN")).await.unwrap();
+    assert_eq!(ids(&page.customers), ["c-1", "c-3"]);
+}
+
+async fn mirror_name_filter_escapes_like_wildcards(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    mirror
+        .upsert(
+            shop,
+            &[
+                customer("a", "Ann_Marie", "Smith"),
+                customer("b", "Annxmarie", "Smith"),
+                customer("c", "100%", "Pure"),
+                customer("d", "1000", "Pure"),
+                customer("e", "Back\\slash", "Pure"),
+                customer("f", "Backxslash", "Pure"),
+            ],
+        )
+        .await
+        .unwrap();
+    for (name, want) in [
+        ("ann_", vec!["a"]),
+        ("ann", vec!["a", "b"]),
+        ("%", vec![]),
+        ("100%", vec!["c"]),
+        ("_", vec![]),
+        ("back\\", vec!["e"]),
+    ] {
+        let q = CustomerQuery {
+            name: Some(name.to_owned()),
+            ..query()
+        };
+        let page = mirror.find(shop, &q).await.unwrap();
+        assert_eq!(ids(&page.customers), want, "name {name:?}");
+    }
+}
+
+async fn mirror_pages_do_not_overlap(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let other = store(&db, "other").await;
+    let five: Vec<Customer> = (1..=5)
+        .map(|i| customer(&format!("p-{i}"), "Page", &format!("Person{i}")))
+        .collect();
+    mirror.upsert(shop, &five).await.unwrap();
+    mirror
+        .upsert(other, &[customer("x", "Page", "Other")])
+        .await
+        .unwrap();
+
+    let mut q = CustomerQuery {
+        limit: 2,
+        name: Some("page".to_owned()),
+        ..query()
+    };
+    let mut pages = Vec::new();
+    loop {
+        let page = mirror.find(shop, &q).await.unwrap();
+        pages.push(ids(&page.customers).join(","));
+        match page.next {
+            Some(token) => q.page = Some(token),
+            None => break,
+        }
+        assert!(pages.len() < 10, "pagination does not end");
+    }
+    assert_eq!(pages, ["p-1,p-2", "p-3,p-4", "p-5"]);
+
+    // Exactly `limit` rows left: no empty extra page.
+    let q = CustomerQuery {
+        limit: 5,
+        ..query()
+    };
+    assert_eq!(mirror.find(shop, &q).await.unwrap().next, None);
+
+    // A token we never made gives an empty page, not an error.
+    let forged = CustomerQuery {
+        page: Some(PageToken("not-a-token".to_owned())),
+        ..query()
+    };
+    let page = mirror.find(shop, &forged).await.unwrap();
+    assert!(page.customers.is_empty());
+    assert_eq!(page.next, None);
+}
+
+async fn stores_are_isolated(db: Database) {
+    let mirror = db.mirror();
+    let a = store(&db, "a").await;
+    let b = store(&db, "b").await;
+    mirror.upsert(a, &[john()]).await.unwrap();
+    let id = john().customer_id;
+    assert_eq!(mirror.get(b, &id).await.unwrap(), None);
+    assert!(mirror.find(b, &query()).await.unwrap().customers.is_empty());
+    let by_email = by("email", "john.doe@example.com");
+    assert!(found(&mirror, b, &by_email).await.is_empty());
+    assert_eq!(
+        mirror
+            .find_duplicate(b, &john().duplicate_keys())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(db.local_pos(b).get(&id).await.unwrap().is_none());
+
+    // The same POS id in two stores is two customers.
+    let other_john = customer("c-1", "Other", "John");
+    mirror
+        .upsert(b, std::slice::from_ref(&other_john))
+        .await
+        .unwrap();
+    assert_eq!(mirror.get(a, &id).await.unwrap(), Some(john()));
+    assert_eq!(mirror.get(b, &id).await.unwrap(), Some(other_john));
+}
+
+fn keys(email: Option<&str>, phone_digits: Option<&str>, license: Option<&str>) -> DuplicateKeys {
+    DuplicateKeys {
+        email: email.map(str::to_owned),
+        phone_digits: phone_digits.map(str::to_owned),
+        drivers_license: license.map(str::to_owned),
+    }
+}
+
+async fn find_duplicate_by_each_key(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let older_twin = Customer {
+        email: Some(Email::parse("twin@example.com").unwrap()),
+        ..customer("c-0", "Older", "Twin")
+    };
+    let younger_twin = Customer {
+        email: Some(Email::parse("TWIN@example.com").unwrap()),
+        ..customer("c-9", "Younger", "Twin")
+    };
+    mirror
+        .upsert(shop, &[older_twin.clone(), john(), younger_twin])
+        .await
+        .unwrap();
+    let nobody = Some("nobody@example.com");
+    let cases = [
+        (keys(None, None, None), None),
+        (keys(Some("john.doe@example.com"), None, None), Some(john())),
+        (keys(None, Some("5551234567"), None), Some(john())),
+        (keys(None, None, Some("AB1234")), Some(john())),
+        // Any one key is enough.
+        (
+            keys(nobody, Some("0000000000"), Some("AB1234")),
+            Some(john()),
+        ),
+        (keys(nobody, Some("0000000000"), None), None),
+        // Several matches: the oldest.
+        (keys(Some("twin@example.com"), None, None), Some(older_twin)),
+    ];
+    for (keys, want) in cases {
+        let found = mirror.find_duplicate(shop, &keys).await.unwrap();
+        assert_eq!(found, want, "{keys:?}");
+    }
+}
+
+async fn local_pos_creates_finds_and_updates(db: Database) {
+    let shop = store(&db, "local shop").await;
+    let pos = db.local_pos(shop);
+    assert_eq!(pos.vendor(), Vendor::Local);
+    assert_eq!(pos.capabilities(), domain::Capabilities::ALL);
+    assert!(pos.is_mirror());
+
+    let new = NewCustomer {
+        first_name: PersonName::parse("Ada").unwrap(),
+        last_name: PersonName::parse("Lovelace").unwrap(),
+        gender: Some(Gender::Female),
+        birthday: chrono::NaiveDate::from_ymd_opt(1815, 12, 10),
+        email: Some(Email::parse("Ada@Example.com").unwrap()),
+        phone: Some(Phone::parse("+44 20 7946 0958").unwrap()),
+        drivers_license: Some("LOVE-1815".to_owned()),
+        notes: Some("first programmer".to_owned()),
+    };
+    let created = pos.create(&new).await.unwrap();
+    assert_eq!(created.status, CustomerStatus::active());
+    assert!(uuid::Uuid::parse_str(created.customer_id.as_str()).is_ok());
+    assert_eq!(
+        created,
+        new.clone()
+            .into_customer(created.customer_id.clone(), CustomerStatus::active())
+    );
+    let second = pos.create(&new).await.unwrap();
+    assert_ne!(second.customer_id, created.customer_id);
+
+    let id = created.customer_id.clone();
+    assert_eq!(pos.get(&id).await.unwrap(), Some(created.clone()));
+    assert_eq!(
+        db.mirror().get(shop, &id).await.unwrap(),
+        Some(created.clone())
+    );
+    let by_email = CustomerQuery {
+        email: Some("ada@example.com".to_owned()),
+        ..query()
+    };
+    assert_eq!(pos.find(&by_email).await.unwrap().customers.len(), 2);
+
+    let patch = CustomerPatch {
+        first_name: Some(PersonName::parse("Augusta").unwrap()),
+        email: Some(None),
+        notes: Some(Some("countess".to_owned())),
+        ..Default::default()
+    };
+    let updated = pos.update(&id, &patch).await.unwrap();
+    let mut expected = created.clone();
+    expected.apply(&patch);
+    assert_eq!(updated, expected);
+    assert_eq!(updated.email, None);
+    assert_eq!(updated.phone, created.phone, "untouched fields stay");
+    assert_eq!(pos.get(&id).await.unwrap(), Some(expected));
+    // The cleared e-mail and the new name are what searches see.
+    let found = pos.find(&by_email).await.unwrap().customers;
+    assert_eq!(ids(&found), [second.customer_id.as_str()]);
+    let by_name = CustomerQuery {
+        name: Some("augusta".to_owned()),
+        ..query()
+    };
+    assert_eq!(
+        ids(&pos.find(&by_name).await.unwrap().customers),
+        [id.as_str()]
+    );
+
+    let unknown = CustomerId::parse("no-such-customer").unwrap();
+    assert_eq!(pos.get(&unknown).await.unwrap(), None);
+    assert_eq!(
+        pos.update(&unknown, &patch).await.unwrap_err(),
+        PosError::NotFound
+    );
+    // Another store's local POS cannot reach this customer.
+    let elsewhere = db.local_pos(store(&db, "elsewhere").await);
+    assert_eq!(
+        elsewhere.update(&id, &patch).await.unwrap_err(),
+        PosError::NotFound
+    );
+}
+
+async fn local_pos_concurrent_patches_both_apply(db: Database) {
+    let shop = store(&db, "shop").await;
+    let pos = db.local_pos(shop);
+    db.mirror().upsert(shop, &[john()]).await.unwrap();
+    let id = john().customer_id;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let pos = pos.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let patch = if i % 2 == 0 {
+                CustomerPatch {
+                    notes: Some(Some(format!("note {i}"))),
+                    ..Default::default()
+                }
+            } else {
+                CustomerPatch {
+                    email: Some(None),
+                    ..Default::default()
+                }
+            };
+            pos.update(&id, &patch).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let after = pos.get(&id).await.unwrap().unwrap();
+    assert_eq!(after.email, None);
+    assert!(after.notes.unwrap().starts_with("note "));
+}
+
+async fn idempotency_lifecycle(db: Database) {
+    let records = db.idempotency();
+    let key = idem("k-1", "body-a");
+    assert_eq!(records.claim(&key).await.unwrap(), Claim::Acquired);
+    assert_eq!(records.claim(&key).await.unwrap(), Claim::InProgress);
+    assert_eq!(
+        records.claim(&idem("k-1", "body-b")).await.unwrap(),
+        Claim::Mismatch
+    );
+    // Other scopes and keys are independent.
+    assert_eq!(
+        records
+            .claim(&IdempotencyKey {
+                scope: "catalog-2:create".to_owned(),
+                ..key.clone()
+            })
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
+
+    // Released: a retry may go ahead.
+    records.release(&key).await.unwrap();
+    assert_eq!(records.claim(&key).await.unwrap(), Claim::Acquired);
+
+    let outcome = json!({"status": 201, "body": {"customer_id": "c-1"}});
+    records.complete(&key, &outcome).await.unwrap();
+    assert_eq!(
+        records.claim(&key).await.unwrap(),
+        Claim::Completed(outcome.clone())
+    );
+    assert_eq!(
+        records.claim(&idem("k-1", "body-b")).await.unwrap(),
+        Claim::Mismatch
+    );
+    // A completed outcome is never released.
+    records.release(&key).await.unwrap();
+    assert_eq!(
+        records.claim(&key).await.unwrap(),
+        Claim::Completed(outcome)
+    );
+
+    let started = Instant::now();
+    let other = idem("k-2", "body");
+    assert_eq!(records.claim(&other).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        records
+            .wait(&other, Duration::from_millis(300))
+            .await
+            .unwrap(),
+        Claim::InProgress
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// How many of 20 concurrent claims of `key` got it; the others must see it in progress.
+async fn acquired_by_racers(records: &IdempotencyRecords, key: &IdempotencyKey) -> usize {
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let records = records.clone();
+            let key = key.clone();
+            tokio::spawn(async move { records.claim(&key).await })
+        })
+        .collect();
+    let mut acquired = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            Claim::Acquired => acquired += 1,
+            Claim::InProgress => {}
+            other => panic!("unexpected claim {other:?}"),
+        }
+    }
+    acquired
+}
+
+async fn idempotency_concurrent_claims_acquire_once(db: Database) {
+    let records = db.idempotency();
+    for round in 0..3 {
+        let key = idem(&format!("race-{round}"), "same body");
+        assert_eq!(acquired_by_racers(&records, &key).await, 1, "round {round}");
+    }
+    // Two claims joined in one task, too.
+    let key = idem("joined", "body");
+    let (a, b) = tokio::join!(records.claim(&key), records.claim(&key));
+    let mut claims = [a.unwrap(), b.unwrap()];
+    claims.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(claims, [Claim::Acquired, Claim::InProgress]);
+}
+
+async fn idempotency_wait_sees_completion(db: Database) {
+    let records = db.idempotency();
+    let key = idem("k-wait", "body");
+    assert_eq!(records.claim(&key).await.unwrap(), Claim::Acquired);
+    let outcome = json!({"done": true});
+    let finisher = {
+        let records = records.clone();
+        let key = key.clone();
+        let outcome = outcome.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            records.complete(&key, &outcome).await.unwrap();
+        })
+    };
+    let started = Instant::now();
+    let claim = records.wait(&key, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(claim, Claim::Completed(outcome));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    finisher.await.unwrap();
+
+    // A released key lets the waiter go ahead.
+    let key = idem("k-wait-2", "body");
+    assert_eq!(records.claim(&key).await.unwrap(), Claim::Acquired);
+    let releaser = {
+        let records = records.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            records.release(&key).await.unwrap();
+        })
+    };
+    let claim = records.wait(&key, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(claim, Claim::Acquired);
+    releaser.await.unwrap();
+}
+
+async fn idempotency_expired_records_are_claimed_anew(db: Database) {
+    let key = idem("old", "body-a");
+    let fresh = db.idempotency();
+    let expired = db
+        .idempotency()
+        .with_lifetimes(Duration::ZERO, Duration::from_secs(300));
+    assert_eq!(fresh.claim(&key).await.unwrap(), Claim::Acquired);
+    fresh.complete(&key, &json!({"n": 1})).await.unwrap();
+    assert_eq!(
+        fresh.claim(&key).await.unwrap(),
+        Claim::Completed(json!({"n": 1}))
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Expired: forgotten, even with another body.
+    assert_eq!(
+        expired.claim(&idem("old", "body-b")).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(fresh.claim(&key).await.unwrap(), Claim::Mismatch);
+    assert_eq!(
+        fresh.claim(&idem("old", "body-b")).await.unwrap(),
+        Claim::InProgress
+    );
+}
+
+async fn idempotency_abandoned_records_are_taken_over_once(db: Database) {
+    let key = idem("stuck", "body");
+    let records = db
+        .idempotency()
+        .with_lifetimes(Duration::from_secs(24 * 3600), Duration::from_secs(1));
+    assert_eq!(records.claim(&key).await.unwrap(), Claim::Acquired);
+    assert_eq!(records.claim(&key).await.unwrap(), Claim::InProgress);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Its process died: exactly one of many takes it over; the rest see it in progress again.
+    assert_eq!(acquired_by_racers(&records, &key).await, 1);
+    assert_eq!(
+        records.claim(&idem("stuck", "other body")).await.unwrap(),
+        Claim::Mismatch,
+        "a take-over keeps the fingerprint"
+    );
+
+    // A completed record is never abandoned.
+    records.complete(&key, &json!("ok")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        records.claim(&key).await.unwrap(),
+        Claim::Completed(json!("ok"))
+    );
+}
+
+async fn settings_keep_the_first_value(db: Database) {
+    let settings = db.settings();
+    assert_eq!(settings.get("secret").await.unwrap(), None);
+    assert_eq!(
+        settings.get_or_insert("secret", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        settings.get_or_insert("secret", "second").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        settings.get("secret").await.unwrap().as_deref(),
+        Some("first")
+    );
+
+    // Racing callers agree on one value.
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let settings = db.settings();
+            tokio::spawn(async move { settings.get_or_insert("raced", &format!("v{i}")).await })
+        })
+        .collect();
+    let mut values = HashSet::new();
+    for task in tasks {
+        values.insert(task.await.unwrap().unwrap());
+    }
+    assert_eq!(values.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connecting
+
+#[tokio::test]
+async fn unknown_schemes_are_refused_by_name() {
+    let error = Database::connect("mysql://root:hunter2@localhost/pos")
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("sqlite://"), "{message}");
+    assert!(message.contains("postgres://"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!format!("{error:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn a_relative_sqlite_path_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    // Relative to the working directory: use a path relative to the current one.
+    let cwd = std::env::current_dir().unwrap();
+    let relative = pathdiff(dir.path(), &cwd).join("sub/rel.db");
+    let db = Database::connect(&format!("sqlite://{}", relative.display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    db.ping().await.unwrap();
+    db.settings().get_or_insert("k", "v").await.unwrap();
+    assert!(dir.path().join("sub/rel.db").exists());
+    // Every connection is in WAL mode.
+    assert!(dir.path().join("sub/rel.db-wal").exists());
+}
+
+/// `path` relative to `base` (both absolute), with `..` where needed.
+fn pathdiff(path: &std::path::Path, base: &std::path::Path) -> std::path::PathBuf {
+    let path: Vec<_> = path.components().collect();
+    let base: Vec<_> = base.components().collect();
+    let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let mut relative = std::path::PathBuf::new();
+    for _ in common..base.len() {
+        relative.push("..");
+    }
+    for part in &path[common..] {
+        relative.push(part);
+    }
+    relative
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_fails_fast_without_its_password() {
+    for url in [
+        // Nothing listens on port 1.
+        "postgres://pos:hunter2@127.0.0.1:1/pos",
+        // A non-routable address: nobody answers at all.
+        "postgresql://pos:hunter2@10.255.255.1:5432/pos?connect_timeout=30",
+    ] {
+        let started = Instant::now();
+        let error = Database::connect(url).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{url} took {:?}",
+            started.elapsed()
+        );
+        let text = format!("{error} {error:?}");
+        assert!(text.contains("PostgreSQL"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ping_fails_fast_once_the_database_is_gone() {
+    let mut scratch = ScratchDatabase::create().await;
+    let db = scratch.connect().await;
+    db.ping().await.unwrap();
+    scratch.drop_it().await;
+    let started = Instant::now();
+    let error = db.ping().await.unwrap_err();
+    assert!(
+        matches!(error, RepositoryError::Unavailable(_)),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://h:5432", "x"),
+        "postgres://h:5432/x"
+    );
+}
