@@ -57,7 +57,10 @@ mod tests {
             vendor: Vendor::Treez,
             config: serde_json::json!({}),
         };
-        assert_eq!(connect(&store).err(), Some(AdapterError::NotBuilt(Vendor::Treez)));
+        assert_eq!(
+            connect(&store).err(),
+            Some(AdapterError::NotBuilt(Vendor::Treez))
+        );
         assert_eq!(
             validate_config(Vendor::Cova, &serde_json::json!({})),
             Err(AdapterError::NotBuilt(Vendor::Cova))
