@@ -212,11 +212,11 @@ pub struct Customer {
 impl Customer {
     /// What a create must not repeat.
     pub fn duplicate_keys(&self) -> crate::ports::DuplicateKeys {
-        crate::ports::DuplicateKeys {
-            email: self.email.as_ref().map(Email::match_key),
-            phone_digits: self.phone.as_ref().map(|p| p.digits().to_owned()),
-            drivers_license: self.drivers_license.as_deref().map(license_match_key),
-        }
+        duplicate_keys(
+            self.email.as_ref(),
+            self.phone.as_ref(),
+            self.drivers_license.as_deref(),
+        )
     }
 
     /// Applies a patch the way a POS that stores every field would.
@@ -245,6 +245,18 @@ impl Customer {
         if let Some(v) = &patch.notes {
             self.notes = v.clone();
         }
+    }
+}
+
+fn duplicate_keys(
+    email: Option<&Email>,
+    phone: Option<&Phone>,
+    license: Option<&str>,
+) -> crate::ports::DuplicateKeys {
+    crate::ports::DuplicateKeys {
+        email: email.map(Email::match_key),
+        phone_digits: phone.map(|p| p.digits().to_owned()),
+        drivers_license: license.map(license_match_key),
     }
 }
 
@@ -292,11 +304,11 @@ impl NewCustomer {
     }
 
     pub fn duplicate_keys(&self) -> crate::ports::DuplicateKeys {
-        crate::ports::DuplicateKeys {
-            email: self.email.as_ref().map(Email::match_key),
-            phone_digits: self.phone.as_ref().map(|p| p.digits().to_owned()),
-            drivers_license: self.drivers_license.as_deref().map(license_match_key),
-        }
+        duplicate_keys(
+            self.email.as_ref(),
+            self.phone.as_ref(),
+            self.drivers_license.as_deref(),
+        )
     }
 
     /// The customer this becomes once a POS has given it an id.
@@ -482,39 +494,24 @@ fn optional<T>(
     }
 }
 
-impl TryFrom<String> for PersonName {
-    type Error = FieldError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
+/// Serde goes through `parse`, so a stored or received value is as valid as a parsed one.
+macro_rules! text_value {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = FieldError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+        impl From<$t> for String {
+            fn from(value: $t) -> Self {
+                value.as_str().to_owned()
+            }
+        }
+    )*};
 }
-impl From<PersonName> for String {
-    fn from(value: PersonName) -> Self {
-        value.0
-    }
-}
-impl TryFrom<String> for Email {
-    type Error = FieldError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-impl From<Email> for String {
-    fn from(value: Email) -> Self {
-        value.0
-    }
-}
-impl TryFrom<String> for Phone {
-    type Error = FieldError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-impl From<Phone> for String {
-    fn from(value: Phone) -> Self {
-        value.text
-    }
-}
+
+text_value!(PersonName, Email, Phone);
 
 #[cfg(test)]
 mod tests {
