@@ -349,14 +349,27 @@ pub(crate) fn db_error(error: DieselError) -> RepositoryError {
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
             _,
         ) => RepositoryError::Unavailable(error.to_string()),
-        DieselError::DatabaseError(_, info)
-            if info.message().contains("database is locked")
-                || info.message().contains("database is busy") =>
-        {
+        DieselError::DatabaseError(_, info) if means_unavailable(info.message()) => {
             RepositoryError::Unavailable(error.to_string())
         }
         _ => RepositoryError::Other(error.to_string()),
     }
+}
+
+/// Messages of a database that is busy, going away or not there: the caller should retry
+/// later (503), not report a bug (500). PostgreSQL's shutdown and administrator kills
+/// (SQLSTATE 57P01..57P03) reach diesel as unknown errors, so their text is the only clue.
+fn means_unavailable(message: &str) -> bool {
+    const SIGNS: [&str; 7] = [
+        "database is locked",
+        "database is busy",
+        "terminating connection",
+        "the database system is",
+        "connection closed",
+        "connection refused",
+        "does not exist",
+    ];
+    SIGNS.iter().any(|sign| message.contains(sign))
 }
 
 /// Now, in UTC, as every timestamp column holds it.
