@@ -15,7 +15,7 @@ use domain::Vendor;
 use jsonwebtoken::{EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Db, SECRET, body, spawn_app};
+use support::{Db, SECRET, body, spawn_app, spawn_app_with_key};
 
 const UNAUTHORIZED: &str = "You need to sign in or sign up before continuing.";
 
@@ -331,5 +331,109 @@ async fn the_openapi_document_matches_the_snapshot() {
         saved.trim_end(),
         document,
         "docs/openapi.json is out of date: run with UPDATE_SNAPSHOTS=1"
+    );
+}
+
+/// Test-only keys, made with `openssl ecparam -name prime256v1 -genkey`.
+const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgcOH8NQCQQSbiUnx1
+wAWjQtq3628Tag19mOsCmLXgL/+hRANCAARCNLg1f+0LcY/dbwbLbFs1iKLvBcEG
+JPsCnN/2TESZ/2ktNRHCeMf3u1q6OdS5TWNp56PJZIoP9YIZg6n0hQYC
+-----END PRIVATE KEY-----
+";
+const EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQjS4NX/tC3GP3W8Gy2xbNYii7wXB
+BiT7Apzf9kxEmf9pLTURwnjH97taujnUuU1jaeejyWSKD/WCGYOp9IUGAg==
+-----END PUBLIC KEY-----
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_key_checks_es256_tokens_and_refuses_algorithm_confusion() {
+    let key = http_api::config::JwtKey::PublicKey {
+        algorithm: jsonwebtoken::Algorithm::ES256,
+        pem: EC_PUBLIC.to_owned(),
+    };
+    let app = spawn_app_with_key(Db::Sqlite, key).await;
+    app.add_store("k", Vendor::Local).await;
+    let claims = json!({"exp": now() + 600, "aud": "pos-gateway", "catalogs": ["k"]});
+    let es256 = jsonwebtoken::encode(
+        &Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let get = |token: String| {
+        app.client
+            .get(app.url("/api/v1/k/customers"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(get(es256).await.unwrap().status(), StatusCode::OK);
+
+    // The classic confusion: an HS256 token whose "secret" is the public key everyone has.
+    let confused = sign(claims.clone(), EC_PUBLIC);
+    let (status, answer) = body(get(confused).await.unwrap()).await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::UNAUTHORIZED, json!({"error": UNAUTHORIZED}))
+    );
+    let (status, _) = body(get(sign(claims, SECRET)).await.unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "HS256 is off when a public key is configured"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_gives_503_not_a_hang() {
+    let app = spawn_app(Db::Postgres).await;
+    app.add_store("k", Vendor::Local).await;
+    let token = app.token(&["k"]);
+    let (status, _) = app.get_json("/api/v1/k/customers", &token).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let name = app
+        .config
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let response = app
+        .request(Method::GET, "/api/v1/k/customers", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let (_, answer) = body(response).await;
+    assert_eq!(answer["error"], "service_unavailable");
+    let (status, ready) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, ready),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable"})
+        )
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "answered in {:?}",
+        started.elapsed()
     );
 }

@@ -57,13 +57,18 @@ pub async fn fresh_database_url(db: Db, dir: &tempfile::TempDir) -> String {
 }
 
 pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with_key(db, JwtKey::Secret(Secret::new(SECRET))).await
+}
+
+/// The same, checking tokens with `key` (e.g. an ES256 public key).
+pub async fn spawn_app_with_key(db: Db, key: JwtKey) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(db, &dir).await;
     let database = Database::connect(&url).await.unwrap();
     database.migrate().await.unwrap();
     let config = Config {
         database_url: url,
-        jwt_key: Some(JwtKey::Secret(Secret::new(SECRET))),
+        jwt_key: Some(key),
         ..Config::default()
     };
     let state = http_api::app::state(&config, database.clone()).unwrap();
