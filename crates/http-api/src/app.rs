@@ -137,6 +137,8 @@ pub fn server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> 
     let state = Data::new(state);
     let metrics = PrometheusMetricsBuilder::new("pos_gateway")
         .endpoint("/metrics")
+        // Scanners probing random paths must not mint a time series each.
+        .mask_unmatched_patterns("UNKNOWN")
         .build()
         .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
     let server = HttpServer::new(move || {

@@ -15,7 +15,7 @@ pub const UNAUTHORIZED: &str = "You need to sign in or sign up before continuing
 /// What to suggest when the POS or the database is down and said nothing better.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ApiError {
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
@@ -51,6 +51,14 @@ pub enum ApiError {
     DatabaseUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The request logger prints errors with `Debug`; `Display` says what went wrong without the
+/// customer data some variants carry (a duplicate's e-mail and phone stay out of the logs).
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl From<CustomerError> for ApiError {
@@ -258,6 +266,26 @@ mod tests {
             error.body()["pos"],
             json!({"vendor": "dutchie", "status": null, "body": null})
         );
+    }
+
+    #[test]
+    fn logs_of_a_duplicate_do_not_carry_the_customer() {
+        let customer = domain::NewCustomer::parse(
+            &domain::CustomerForm {
+                first_name: domain::Input::Text("Ann".into()),
+                last_name: domain::Input::Text("Lee".into()),
+                email: domain::Input::Text("ann.lee@example.com".into()),
+                ..Default::default()
+            },
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        )
+        .unwrap()
+        .into_customer(
+            domain::CustomerId::parse("1").unwrap(),
+            domain::CustomerStatus::active(),
+        );
+        let logged = format!("{:?}", ApiError::Duplicate(Box::new(customer)));
+        assert!(!logged.contains("ann.lee"), "{logged}");
     }
 
     #[test]
