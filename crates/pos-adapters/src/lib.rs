@@ -2,11 +2,13 @@
 //! vendor's HTTP API, one module and one cargo feature per vendor, so another service can take
 //! just the vendors it needs.
 //!
-//! Depends on `domain` only (and, once vendors land, `reqwest`); never on actix, diesel or any
-//! other crate of the workspace. The built-in `local` POS is not here: its customers live in
+//! Depends on `domain` only (plus `reqwest` and friends for the shared plumbing in [`http`]);
+//! never on actix, diesel or any other crate of the workspace. The built-in `local` POS is not here: its customers live in
 //! pos-gateway's own database, so it belongs to the persistence crate.
 
 use std::sync::Arc;
+
+pub mod http;
 
 use domain::{CustomerDirectory, Store, Vendor};
 

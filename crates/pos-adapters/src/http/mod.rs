@@ -1,0 +1,25 @@
+//! The plumbing every HTTP vendor shares, so a vendor module is only its mapping: one
+//! [`VendorHttp`] per store (timeouts, retries of reads only, `Retry-After`, rate limit,
+//! circuit breaker, bounded bodies, one error mapping, scrubbed echoes), a [`TokenCache`] for
+//! vendors with tokens, and [`Secret`] for every credential.
+
+mod breaker;
+mod client;
+mod errors;
+mod redact;
+mod request;
+mod secret;
+mod settings;
+mod token;
+
+pub use client::{VendorAnswer, VendorHttp};
+pub use errors::{error_for_status, retry_after};
+pub use redact::MAX_ECHOED_BODY_BYTES;
+pub use request::VendorRequest;
+pub use secret::Secret;
+pub use settings::{BreakerSettings, DEFAULT_TIMEOUT, Settings};
+pub use token::TokenCache;
+
+/// Re-exported so vendor modules and their tests name methods and statuses without depending
+/// on `reqwest` themselves.
+pub use reqwest::{Method, StatusCode, Url};

@@ -1,0 +1,121 @@
+//! Access tokens fetched once and shared by a store's concurrent calls.
+
+use std::future::Future;
+use std::time::Duration;
+
+use domain::PosError;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::Secret;
+
+/// A token is refreshed this long before it expires at most...
+const REFRESH_AHEAD_MAX: Duration = Duration::from_secs(60);
+/// ...and at most this fraction of its lifetime ahead, so short-lived tokens stay usable.
+const REFRESH_AHEAD_DIVISOR: u32 = 10;
+
+/// The token of one store's credentials (Treez v2 `gettokens`, Cova's OAuth2 grant).
+///
+/// `fetch` asks the vendor for a token and says how long it lives. One fetch runs at a time:
+/// callers that arrive during it wait and share its result, so twenty kiosks waking up cost
+/// the vendor one token request, not twenty. A token is refreshed ahead of its expiry (60 s
+/// or a tenth of its lifetime, whichever is less), so no request leaves with a token about to
+/// lapse; if that early refresh fails, the old token is used while it is still valid. A fetch
+/// that fails is shared with everyone who was waiting for it, rather than each waiter trying
+/// again in turn.
+pub struct TokenCache<F> {
+    fetch: F,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<Cached>,
+    last_failure: Option<(Instant, PosError)>,
+}
+
+struct Cached {
+    token: Secret,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+impl<F, Fut> TokenCache<F>
+where
+    F: Fn() -> Fut + Send + Sync,
+    Fut: Future<Output = Result<(Secret, Duration), PosError>> + Send,
+{
+    pub fn new(fetch: F) -> Self {
+        Self {
+            fetch,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A token to send now: the cached one, or a fresh one.
+    pub async fn token(&self) -> Result<Secret, PosError> {
+        let asked_at = Instant::now();
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        if let Some(cached) = state.current.as_ref().filter(|c| now < c.refresh_at) {
+            return Ok(cached.token.clone());
+        }
+        // A fetch failed while we waited for it: share its answer instead of asking again.
+        let shared_failure = state
+            .last_failure
+            .as_ref()
+            .filter(|(failed_at, _)| *failed_at >= asked_at)
+            .map(|(_, error)| error.clone());
+        if let Some(error) = shared_failure {
+            return still_valid(&state, now).ok_or(error);
+        }
+        let started = Instant::now();
+        match (self.fetch)().await {
+            Ok((token, lifetime)) => {
+                let ahead = REFRESH_AHEAD_MAX.min(lifetime / REFRESH_AHEAD_DIVISOR);
+                state.current = Some(Cached {
+                    token: token.clone(),
+                    refresh_at: started + lifetime.saturating_sub(ahead),
+                    expires_at: started + lifetime,
+                });
+                state.last_failure = None;
+                Ok(token)
+            }
+            Err(error) => {
+                let now = Instant::now();
+                state.last_failure = Some((now, error.clone()));
+                if let Some(token) = still_valid(&state, now) {
+                    tracing::warn!(%error, "token refresh failed; using the current token until it expires");
+                    return Ok(token);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Forgets `refused` after the vendor answered 401 to it, so the next [`token`] fetches a
+    /// new one. Naming the refused token keeps a concurrent caller's 401 on an old token from
+    /// throwing away the fresh token another caller just fetched.
+    ///
+    /// [`token`]: TokenCache::token
+    pub async fn invalidate(&self, refused: &Secret) {
+        let mut state = self.state.lock().await;
+        if state.current.as_ref().is_some_and(|c| &c.token == refused) {
+            state.current = None;
+        }
+    }
+}
+
+fn still_valid(state: &State, now: Instant) -> Option<Secret> {
+    state
+        .current
+        .as_ref()
+        .filter(|c| now < c.expires_at)
+        .map(|c| c.token.clone())
+}
+
+impl<F> std::fmt::Debug for TokenCache<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").finish_non_exhaustive()
+    }
+}
