@@ -117,6 +117,8 @@ pub fn state_with_key(
     database: Database,
 ) -> anyhow::Result<AppState> {
     let verifier = TokenVerifier::new(key, &config.jwt_audience)?;
+    // Store configs hold vendor credentials, encrypted with this key.
+    let database = database.with_credentials_key(config.credentials_key.clone());
     let service = CustomerService::new(
         Arc::new(database.stores()),
         Arc::new(database.mirror()),

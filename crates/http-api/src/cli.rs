@@ -154,6 +154,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => json!({}),
             };
+            let holds_credentials = vendor_config.as_object().is_none_or(|o| !o.is_empty());
+            if holds_credentials && config.credentials_key.is_none() {
+                anyhow::bail!(
+                    "POS_GATEWAY_CREDENTIALS_KEY must be set to store vendor credentials: \
+                     they are encrypted with it ({})",
+                    persistence::KEY_FORMAT
+                );
+            }
             if vendor != Vendor::Local {
                 pos_adapters::validate_config(vendor, &vendor_config)?;
             }
@@ -223,7 +231,9 @@ fn print(json: bool, value: serde_json::Value, text: &str) {
 }
 
 async fn open(config: &Config) -> anyhow::Result<Database> {
-    let database = Database::connect(&config.database_url).await?;
+    let database = Database::connect(&config.database_url)
+        .await?
+        .with_credentials_key(config.credentials_key.clone());
     database.migrate().await?;
     Ok(database)
 }

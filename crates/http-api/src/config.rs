@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use persistence::CredentialsKey;
 use serde::Deserialize;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pos-gateway.db";
@@ -51,7 +52,8 @@ pub struct Config {
     pub listen: String,
     pub jwt_key: Option<JwtKey>,
     pub jwt_audience: String,
-    pub credentials_key: Option<Secret>,
+    /// Encrypts vendor credentials in store configs at rest.
+    pub credentials_key: Option<CredentialsKey>,
     pub pos_timeout: Duration,
 }
 
@@ -158,7 +160,15 @@ impl Config {
                     message: format!("'{timeout}' is not a duration such as 10s or 1500ms"),
                 })?;
         }
-        config.credentials_key = values.credentials_key.map(Secret::new);
+        config.credentials_key = values
+            .credentials_key
+            .map(|text| {
+                CredentialsKey::parse(&text).map_err(|e| ConfigError::Invalid {
+                    key: "POS_GATEWAY_CREDENTIALS_KEY",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()?;
         config.jwt_key = match (values.jwt_public_key, values.jwt_secret) {
             (Some(key), _) => Some(public_key(&key, values.jwt_algorithm.as_deref())?),
             (None, Some(secret)) => Some(JwtKey::Secret(checked_secret(secret)?)),
@@ -257,6 +267,29 @@ mod tests {
         );
         let short = Config::from_sources(None, env(&[("POS_GATEWAY_JWT_SECRET", "short")]));
         assert!(short.unwrap_err().to_string().contains("at least 32"));
+    }
+
+    #[test]
+    fn the_credentials_key_is_32_bytes_and_never_echoed() {
+        let config = Config::from_sources(
+            None,
+            env(&[(
+                "POS_GATEWAY_CREDENTIALS_KEY",
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            )]),
+        )
+        .unwrap();
+        assert!(config.credentials_key.is_some());
+        assert!(!format!("{config:?}").contains("9f86d0"));
+        let bad = Config::from_sources(
+            None,
+            env(&[("POS_GATEWAY_CREDENTIALS_KEY", "my-passphrase-hunter2")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("POS_GATEWAY_CREDENTIALS_KEY"), "{bad}");
+        assert!(bad.contains("openssl rand -hex 32"), "{bad}");
+        assert!(!bad.contains("hunter2"), "{bad}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("POS_GATEWAY_JWT_SECRET")
             .env_remove("POS_GATEWAY_DATABASE_URL")
+            .env_remove("POS_GATEWAY_CREDENTIALS_KEY")
             .env("RUST_LOG", "warn");
         command
     }
@@ -133,6 +134,64 @@ fn admin_commands_print_json_and_fail_on_stderr() {
     let (ok, _, err) = env.run(&["serve"]);
     assert!(!ok, "serve needs a secret");
     assert!(err.contains("POS_GATEWAY_JWT_SECRET"), "{err}");
+}
+
+#[test]
+fn vendor_credentials_need_a_well_formed_key_and_never_show() {
+    let env = Env::new();
+    let secret = "sk_live_CLI_TOPSECRET";
+    let file = env.dir.path().join("treez.json");
+    std::fs::write(
+        &file,
+        json!({"dispensary": "main-street", "client_id": "kiosk", "api_key": secret}).to_string(),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let add = [
+        "store", "add", "--name", "Main St", "--vendor", "treez", "--config", file,
+    ];
+
+    let (ok, _, err) = env.run(&add);
+    assert!(!ok, "credentials without a key");
+    assert!(
+        err.contains("POS_GATEWAY_CREDENTIALS_KEY must be set to store vendor credentials"),
+        "{err}"
+    );
+    assert!(err.contains("openssl rand -hex 32"), "{err}");
+
+    let output = env
+        .command()
+        .env("POS_GATEWAY_CREDENTIALS_KEY", "my passphrase hunter2")
+        .args(add)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a passphrase is not a key");
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(err.contains("POS_GATEWAY_CREDENTIALS_KEY"), "{err}");
+    assert!(err.contains("64 hex digits"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    // With a key, whether this build's treez adapter takes the config or not, the secret is
+    // neither printed nor written in the clear.
+    let output = env
+        .command()
+        .env(
+            "POS_GATEWAY_CREDENTIALS_KEY",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        )
+        .args(add)
+        .output()
+        .unwrap();
+    let printed = [output.stdout, output.stderr].concat();
+    assert!(!String::from_utf8_lossy(&printed).contains("TOPSECRET"));
+    for stored in ["pos-gateway.db", "pos-gateway.db-wal"] {
+        if let Ok(bytes) = std::fs::read(env.dir.path().join(stored)) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("TOPSECRET"),
+                "the secret is readable in {stored}"
+            );
+        }
+    }
 }
 
 #[test]

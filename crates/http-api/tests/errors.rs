@@ -194,6 +194,44 @@ async fn bodies_that_are_not_usable_json_get_the_contracts_4xx() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
+/// The server was started without the key the store's credentials were encrypted with: that is
+/// the operator's mistake, so a 500, and neither the answer nor the log shows the credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_credentials_cannot_be_decrypted_is_a_server_error() {
+    let app = spawn_app(Db::Sqlite).await;
+    let key = persistence::CredentialsKey::from_bytes(&[9; 32]);
+    let stores = app
+        .database
+        .clone()
+        .with_credentials_key(Some(key))
+        .stores();
+    let store = stores
+        .add_store(
+            "sealed",
+            Vendor::Treez,
+            &json!({"dispensary": "d", "client_id": "c", "api_key": "sk_live_HTTP_TOPSECRET"}),
+        )
+        .await
+        .unwrap();
+    stores
+        .add_catalog(store.id, &domain::CatalogId::parse("sealed").unwrap())
+        .await
+        .unwrap();
+
+    let token = app.token(&["sealed"]);
+    for path in ["/api/v1/sealed/customers", "/api/v1/sealed/pos"] {
+        let response = app.request(Method::GET, path, &token).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}"
+        );
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("TOPSECRET"), "{text}");
+        assert!(!text.contains("decrypt"), "internals are not shown: {text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_pos_cannot_do_is_405_without_touching_it() {
     let app = spawn_app(Db::Sqlite).await;

@@ -17,6 +17,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnectio
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use domain::{RepositoryError, StoreId};
 
+use crate::credentials::CredentialsKey;
 use crate::idempotency::IdempotencyRecords;
 use crate::mirror::{LocalPos, Mirror};
 use crate::settings::Settings;
@@ -87,12 +88,15 @@ enum Location {
 pub struct Database {
     pub(crate) pool: Pool,
     location: Arc<Location>,
+    /// Seals and opens vendor credentials in store configs; `None`: only empty configs.
+    pub(crate) credentials: Option<Arc<CredentialsKey>>,
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
             .field("backend", &self.backend())
+            .field("credentials_key", &self.credentials.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +127,7 @@ impl Database {
         let database = Database {
             pool,
             location: Arc::new(location),
+            credentials: None,
         };
         let backend = database.backend();
         database
@@ -133,6 +138,14 @@ impl Database {
                 message: e.to_string(),
             })?;
         Ok(database)
+    }
+
+    /// The key vendor credentials in store configs are encrypted with. Without one, stores with
+    /// an empty config (`local`) work, but adding a store with credentials is refused and
+    /// reading one fails.
+    pub fn with_credentials_key(mut self, key: Option<CredentialsKey>) -> Self {
+        self.credentials = key.map(Arc::new);
+        self
     }
 
     /// Applies the embedded migrations that have not run yet; a no-op when none are pending.

@@ -1,6 +1,7 @@
 //! pos-gateway's storage: Diesel + diesel-async repositories implementing the domain's ports
 //! (store registry, customer mirror, idempotency records), the built-in `local` POS, and a small
-//! settings table. PostgreSQL serves deployments; SQLite is the embedded default. Migrations for
+//! settings table. Vendor credentials in store configs are encrypted at rest (see
+//! [`CredentialsKey`]). PostgreSQL serves deployments; SQLite is the embedded default. Migrations for
 //! both are embedded in the binary.
 //!
 //! This crate must not depend on actix, reqwest, pos-adapters or http-api: it knows the domain
@@ -27,6 +28,7 @@ macro_rules! with_connection {
     };
 }
 
+mod credentials;
 mod database;
 mod idempotency;
 mod mirror;
@@ -34,6 +36,7 @@ mod schema;
 mod settings;
 mod stores;
 
+pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
 pub use database::{Backend, Database, PersistenceError};
 pub use idempotency::IdempotencyRecords;
 pub use mirror::{LocalPos, Mirror};

@@ -9,6 +9,7 @@ use diesel::{
 use diesel_async::RunQueryDsl as _;
 use domain::{CatalogId, RepositoryError, Store, StoreId, StoreRegistry, Vendor};
 
+use crate::credentials::{self, CredentialsKey};
 use crate::database::{Database, db_error, now};
 use crate::schema::{catalogs, stores};
 
@@ -27,13 +28,31 @@ struct StoreRow {
 }
 
 impl StoreRow {
-    fn into_store(self) -> Result<Store, RepositoryError> {
-        let corrupt = |what: &str| RepositoryError::Corrupt(format!("store {}: {what}", self.id));
+    fn into_store(self, key: Option<&CredentialsKey>) -> Result<Store, RepositoryError> {
+        let id = self.id;
+        let corrupt = |what: &str| RepositoryError::Corrupt(format!("store {id}: {what}"));
         let vendor = self.vendor.parse::<Vendor>().map_err(|e| corrupt(&e))?;
-        let config = serde_json::from_str(&self.config)
-            .map_err(|e| corrupt(&format!("config is not JSON: {e}")))?;
+        let config = if credentials::is_sealed(&self.config) {
+            let key = key.ok_or_else(|| {
+                RepositoryError::Other(format!(
+                    "store {id}: its config holds encrypted vendor credentials and no \
+                     credentials key is set (POS_GATEWAY_CREDENTIALS_KEY)"
+                ))
+            })?;
+            key.open(&self.config, vendor, &self.name)
+                .map_err(|e| corrupt(&format!("config {e}")))?
+        } else {
+            // Never print the text: it is not supposed to hold secrets, but it might.
+            let config: serde_json::Value = serde_json::from_str(&self.config)
+                .map_err(|_| corrupt("config is neither encrypted nor JSON"))?;
+            if !credentials::is_empty_config(&config) {
+                // Only `{}` is stored in the clear: anything else was not written by us.
+                return Err(corrupt("config holds unencrypted values"));
+            }
+            config
+        };
         Ok(Store {
-            id: StoreId(self.id),
+            id: StoreId(id),
             name: self.name,
             vendor,
             config,
@@ -54,20 +73,33 @@ impl Stores {
         Self { db }
     }
 
-    /// `RepositoryError::Conflict` when a store has this name already.
+    /// `RepositoryError::Conflict` when a store has this name already. A config other than `{}`
+    /// holds vendor credentials: it is encrypted with the database's credentials key, and
+    /// refused (`RepositoryError::Other`) when there is none.
     pub async fn add_store(
         &self,
         name: &str,
         vendor: Vendor,
         config: &serde_json::Value,
     ) -> Result<Store, RepositoryError> {
+        let stored = if credentials::is_empty_config(config) {
+            String::from("{}")
+        } else {
+            let key = self.db.credentials.as_deref().ok_or_else(|| {
+                RepositoryError::Other(
+                    "POS_GATEWAY_CREDENTIALS_KEY must be set to store vendor credentials".into(),
+                )
+            })?;
+            key.seal(config, vendor, name)
+                .map_err(|e| RepositoryError::Other(format!("store config: {e}")))?
+        };
         let now = now();
         let id = with_connection!(self.db, |conn| {
             diesel::insert_into(stores::table)
                 .values((
                     stores::name.eq(name),
                     stores::vendor.eq(vendor.as_str()),
-                    stores::config.eq(config.to_string()),
+                    stores::config.eq(&stored),
                     stores::created_at.eq(now),
                     stores::updated_at.eq(now),
                 ))
@@ -108,7 +140,8 @@ impl Stores {
             };
             select.first(conn).await.optional().map_err(db_error)
         })?;
-        row.map(StoreRow::into_store).transpose()
+        row.map(|row| row.into_store(self.db.credentials.as_deref()))
+            .transpose()
     }
 
     /// `RepositoryError::Conflict` when the catalog id exists already (catalog ids are

@@ -18,16 +18,16 @@ use domain::{
     NewCustomer, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, StoreRegistry,
     Vendor,
 };
-use persistence::{Backend, Database, IdempotencyRecords, Mirror};
+use persistence::{Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
 use serde_json::json;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/// Runs `test` on a migrated SQLite database in a temporary directory.
+/// Runs `test` on a migrated SQLite database in a temporary directory; it gets the URL too.
 async fn on_sqlite<F, Fut>(test: F)
 where
-    F: FnOnce(Database) -> Fut,
+    F: FnOnce(Database, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
@@ -38,7 +38,7 @@ where
     let db = Database::connect(&url).await.unwrap();
     assert_eq!(db.backend(), Backend::Sqlite);
     db.migrate().await.unwrap();
-    let outcome = tokio::spawn(test(db)).await;
+    let outcome = tokio::spawn(test(db, url)).await;
     drop(dir);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
@@ -111,31 +111,40 @@ impl ScratchDatabase {
     }
 }
 
-/// Runs `test` on a migrated PostgreSQL database of its own, dropped afterwards.
+/// Runs `test` on a migrated PostgreSQL database of its own, dropped afterwards; it gets the
+/// URL too.
 async fn on_postgres<F, Fut>(test: F)
 where
-    F: FnOnce(Database) -> Fut,
+    F: FnOnce(Database, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut scratch = ScratchDatabase::create().await;
     let db = scratch.connect().await;
     assert_eq!(db.backend(), Backend::Postgres);
     db.migrate().await.unwrap();
-    let outcome = tokio::spawn(test(db)).await;
+    let outcome = tokio::spawn(test(db, scratch.url.clone())).await;
     scratch.drop_it().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
 }
 
-/// Instantiates each listed `async fn(Database)` as `sqlite::NAME` and `postgres::NAME`.
+/// Instantiates each listed `async fn(Database)`, and each `async fn(Database, String)` (the
+/// database's URL, for plain SQL) listed after `with_url:`, as `sqlite::NAME` and
+/// `postgres::NAME`.
 macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?; with_url: $($url_name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::on_sqlite(super::$name).await;
+                    super::on_sqlite(|db, _| super::$name(db)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $url_name() {
+                    super::on_sqlite(super::$url_name).await;
                 }
             )*
         }
@@ -143,7 +152,13 @@ macro_rules! suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::on_postgres(super::$name).await;
+                    super::on_postgres(|db, _| super::$name(db)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $url_name() {
+                    super::on_postgres(super::$url_name).await;
                 }
             )*
         }
@@ -167,7 +182,11 @@ suite!(
     idempotency_wait_sees_completion,
     idempotency_expired_records_are_claimed_anew,
     idempotency_abandoned_records_are_taken_over_once,
-    settings_keep_the_first_value,
+    settings_keep_the_first_value;
+    with_url:
+    credentials_are_encrypted_at_rest,
+    credentials_need_the_right_key,
+    sealed_configs_do_not_move_between_stores,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -249,7 +268,7 @@ async fn migrations_are_idempotent_and_ping_answers(db: Database) {
 }
 
 async fn stores_and_catalogs(db: Database) {
-    let stores = db.stores();
+    let stores = db.with_credentials_key(Some(credentials_key())).stores();
     let config = json!({"api_key": "secret", "nested": {"n": 1}});
     let store = stores
         .add_store("Main Street", Vendor::Treez, &config)
@@ -922,6 +941,224 @@ async fn settings_keep_the_first_value(db: Database) {
         values.insert(task.await.unwrap().unwrap());
     }
     assert_eq!(values.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials at rest
+
+const TOP_SECRET: &str = "sk_live_TOPSECRET";
+
+fn credentials_key() -> CredentialsKey {
+    CredentialsKey::parse("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+        .unwrap()
+}
+
+fn secret_config() -> serde_json::Value {
+    json!({"dispensary": "main-street", "client_id": "kiosk-client", "api_key": TOP_SECRET})
+}
+
+#[derive(diesel::QueryableByName)]
+struct RawConfig {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    config: String,
+}
+
+/// Runs plain SQL on a connection of its own to the database at `url`; returns the `config`
+/// column of the rows a `SELECT config ...` answers (nothing for other statements).
+async fn raw_sql(url: &str, sql: &str) -> Vec<String> {
+    let query = diesel::sql_query(sql);
+    let rows: Vec<RawConfig> = match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let mut conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper::<
+                diesel::SqliteConnection,
+            >::establish(path)
+            .await
+            .unwrap();
+            if sql.starts_with("SELECT") {
+                query.load(&mut conn).await.unwrap()
+            } else {
+                query.execute(&mut conn).await.unwrap();
+                Vec::new()
+            }
+        }
+        None => {
+            let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+            if sql.starts_with("SELECT") {
+                query.load(&mut conn).await.unwrap()
+            } else {
+                query.execute(&mut conn).await.unwrap();
+                Vec::new()
+            }
+        }
+    };
+    rows.into_iter().map(|row| row.config).collect()
+}
+
+async fn raw_config(url: &str, store: StoreId) -> String {
+    let rows = raw_sql(
+        url,
+        &format!("SELECT config FROM stores WHERE id = {store}"),
+    )
+    .await;
+    assert_eq!(rows.len(), 1, "store {store}");
+    rows.into_iter().next().unwrap()
+}
+
+async fn credentials_are_encrypted_at_rest(db: Database, url: String) {
+    let stores = db.with_credentials_key(Some(credentials_key())).stores();
+    let store = stores
+        .add_store("Main Street", Vendor::Treez, &secret_config())
+        .await
+        .unwrap();
+    assert_eq!(store.config, secret_config());
+    let kiosk = CatalogId::parse("kiosk-1").unwrap();
+    stores.add_catalog(store.id, &kiosk).await.unwrap();
+
+    let raw = raw_config(&url, store.id).await;
+    assert!(raw.starts_with("v1:"), "{raw}");
+    for plain in [
+        TOP_SECRET,
+        "TOPSECRET",
+        "kiosk-client",
+        "main-street",
+        "api_key",
+    ] {
+        assert!(
+            !raw.contains(plain),
+            "{plain} is readable in the database: {raw}"
+        );
+    }
+
+    let found = stores.store_for_catalog(&kiosk).await.unwrap().unwrap();
+    assert_eq!(found.config, secret_config());
+    assert_eq!(found, store);
+    assert_eq!(
+        stores.get_store(store.id).await.unwrap(),
+        Some(store.clone())
+    );
+    assert!(!format!("{found:?}").contains("TOPSECRET"));
+
+    // A store without credentials is stored as plain `{}`.
+    let local = stores
+        .add_store("Elm Street", Vendor::Local, &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(raw_config(&url, local.id).await, "{}");
+}
+
+async fn credentials_need_the_right_key(db: Database, url: String) {
+    // No key: stores without credentials work; credentials are refused, and nothing is written.
+    let keyless = db.clone().with_credentials_key(None).stores();
+    let local = keyless
+        .add_store("Local", Vendor::Local, &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(keyless.get_store(local.id).await.unwrap(), Some(local));
+    match keyless
+        .add_store("Main Street", Vendor::Treez, &secret_config())
+        .await
+    {
+        Err(RepositoryError::Other(message)) => {
+            assert!(
+                message.contains("POS_GATEWAY_CREDENTIALS_KEY must be set"),
+                "{message}"
+            );
+        }
+        other => panic!("a config without a key was not refused: {other:?}"),
+    }
+    assert_eq!(keyless.store_by_name("Main Street").await.unwrap(), None);
+    assert_eq!(raw_sql(&url, "SELECT config FROM stores").await, ["{}"]);
+
+    // Stored with one key: read without a key, or with another, it is an error, not a panic.
+    let stores = db
+        .clone()
+        .with_credentials_key(Some(credentials_key()))
+        .stores();
+    let store = stores
+        .add_store("Main Street", Vendor::Treez, &secret_config())
+        .await
+        .unwrap();
+    let kiosk = CatalogId::parse("kiosk-1").unwrap();
+    stores.add_catalog(store.id, &kiosk).await.unwrap();
+    match keyless.store_for_catalog(&kiosk).await {
+        Err(RepositoryError::Other(message)) => {
+            assert!(message.contains("POS_GATEWAY_CREDENTIALS_KEY"), "{message}");
+            assert!(!message.contains("TOPSECRET"), "{message}");
+        }
+        other => panic!("read without a key: {other:?}"),
+    }
+    let wrong = db
+        .clone()
+        .with_credentials_key(Some(CredentialsKey::from_bytes(&[42; 32])))
+        .stores();
+    for read in [
+        wrong.store_for_catalog(&kiosk).await,
+        wrong.get_store(store.id).await,
+        wrong.store_by_name("Main Street").await,
+    ] {
+        match read {
+            Err(RepositoryError::Corrupt(message)) => {
+                assert!(message.contains("cannot be decrypted"), "{message}");
+                assert!(!message.contains("TOPSECRET"), "{message}");
+            }
+            other => panic!("read with the wrong key: {other:?}"),
+        }
+    }
+    // The right key still reads it.
+    assert_eq!(
+        stores
+            .store_for_catalog(&kiosk)
+            .await
+            .unwrap()
+            .unwrap()
+            .config,
+        secret_config()
+    );
+}
+
+async fn sealed_configs_do_not_move_between_stores(db: Database, url: String) {
+    let stores = db.with_credentials_key(Some(credentials_key())).stores();
+    let a = stores
+        .add_store("A", Vendor::Treez, &secret_config())
+        .await
+        .unwrap();
+    let b = stores
+        .add_store(
+            "B",
+            Vendor::Treez,
+            &json!({"dispensary": "b", "client_id": "b", "api_key": "b"}),
+        )
+        .await
+        .unwrap();
+    raw_sql(
+        &url,
+        &format!(
+            "UPDATE stores SET config = (SELECT config FROM stores WHERE id = {}) WHERE id = {}",
+            a.id, b.id
+        ),
+    )
+    .await;
+    assert!(matches!(
+        stores.get_store(b.id).await,
+        Err(RepositoryError::Corrupt(_))
+    ));
+    assert_eq!(stores.get_store(a.id).await.unwrap(), Some(a));
+
+    // Nor may anyone with write access put credentials in the clear in place of sealed ones.
+    raw_sql(
+        &url,
+        &format!(
+            "UPDATE stores SET config = '{{\"base_url\": \"https://attacker.example\"}}' WHERE id = {}",
+            b.id
+        ),
+    )
+    .await;
+    match stores.get_store(b.id).await {
+        Err(RepositoryError::Corrupt(message)) => {
+            assert!(!message.contains("attacker"), "{message}");
+        }
+        other => panic!("a plain config was accepted: {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
