@@ -19,8 +19,8 @@ pub use customer::{
 pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
     Capabilities, CatalogId, Claim, CustomerDirectory, CustomerMirror, DuplicateKeys,
-    IdempotencyKey, IdempotencyStore, Operation, PosConnections, Store, StoreId, StoreRegistry,
-    Vendor,
+    IdempotencyKey, IdempotencyStore, Operation, OptionalField, PosConnections, Store, StoreId,
+    StoreRegistry, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
 pub use service::{BulkItem, CreateOutcome, CustomerService, DataSource, Listing, ServiceSettings};

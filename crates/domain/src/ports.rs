@@ -87,14 +87,44 @@ impl std::fmt::Display for Operation {
     }
 }
 
+/// A customer field that is optional in the contract but that some POS insists on (Treez
+/// will not create a customer without a birthday).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptionalField {
+    Gender,
+    Birthday,
+    Email,
+    Phone,
+    DriversLicense,
+    Notes,
+}
+
+impl OptionalField {
+    /// The field's name in the contract (and so in 422 bodies).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionalField::Gender => "gender",
+            OptionalField::Birthday => "birthday",
+            OptionalField::Email => "email",
+            OptionalField::Phone => "phone",
+            OptionalField::DriversLicense => "drivers_license",
+            OptionalField::Notes => "notes",
+        }
+    }
+}
+
 /// What a POS can do, as data, so "this vendor can't update" is a typed answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
     pub list_customers: bool,
     pub search_customers: bool,
     pub get_customer: bool,
     pub create_customer: bool,
     pub update_customer: bool,
+    /// Optional fields the POS requires on create (and so that an update may not clear);
+    /// checked before any vendor call, so a kiosk gets a 422 on the field, not a vendor error.
+    pub required_fields: &'static [OptionalField],
 }
 
 impl Capabilities {
@@ -104,6 +134,7 @@ impl Capabilities {
         get_customer: true,
         create_customer: true,
         update_customer: true,
+        required_fields: &[],
     };
 
     pub fn supports(&self, op: Operation) -> bool {

@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::customer::{Customer, CustomerId, CustomerPatch, NewCustomer};
-use crate::error::CustomerError;
+use crate::error::{CustomerError, PosError};
 use crate::ports::{
     Capabilities, CatalogId, Claim, CustomerDirectory, CustomerMirror, IdempotencyKey,
-    IdempotencyStore, Operation, PosConnections, Store, StoreRegistry, Vendor,
+    IdempotencyStore, Operation, OptionalField, PosConnections, Store, StoreRegistry, Vendor,
 };
 use crate::query::{CustomerQuery, PageToken};
 use crate::validation::{FieldError, ValidationErrors};
@@ -203,6 +203,11 @@ impl CustomerService {
                     // A POS cursor means nothing to the mirror: start from its first page.
                     query.page = None;
                 }
+                // The POS searches, but not by these filters (Dutchie has no licence search,
+                // Treez no name search): the mirror can.
+                Err(PosError::Unsupported(_)) if !directory.is_mirror() => {
+                    query.page = None;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -300,6 +305,12 @@ impl CustomerService {
     ) -> Result<Customer, CustomerError> {
         let (store, directory) = self.open(catalog).await?;
         ensure(directory.capabilities(), Operation::UpdateCustomer)?;
+        let cleared = directory
+            .capabilities()
+            .required_fields
+            .iter()
+            .filter(|field| clears(patch, **field));
+        reject_blank(cleared)?;
         let updated = directory.update(id, patch).await?;
         if !directory.is_mirror() {
             self.copy_to_mirror(&store, std::slice::from_ref(&updated))
@@ -314,6 +325,12 @@ impl CustomerService {
         directory: &dyn CustomerDirectory,
         customer: NewCustomer,
     ) -> Result<CreateOutcome, CustomerError> {
+        let missing = directory
+            .capabilities()
+            .required_fields
+            .iter()
+            .filter(|field| !has(&customer, **field));
+        reject_blank(missing)?;
         if let Some(existing) = self.find_duplicate(store, directory, &customer).await? {
             return Ok(CreateOutcome::AlreadyExists(existing));
         }
@@ -367,7 +384,12 @@ impl CustomerService {
             });
         }
         for query in queries {
-            let page = directory.find(&query).await?;
+            let page = match directory.find(&query).await {
+                Ok(page) => page,
+                // This POS cannot search by this key; the mirror was asked already.
+                Err(PosError::Unsupported(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
             if let Some(found) = page.customers.into_iter().find(|c| query.matches(c)) {
                 self.copy_to_mirror(store, std::slice::from_ref(&found))
                     .await;
@@ -444,6 +466,37 @@ impl CustomerService {
             Claim::InProgress => Err(CustomerError::IdempotencyKeyInProgress),
         }
     }
+}
+
+fn has(customer: &NewCustomer, field: OptionalField) -> bool {
+    match field {
+        OptionalField::Gender => customer.gender.is_some(),
+        OptionalField::Birthday => customer.birthday.is_some(),
+        OptionalField::Email => customer.email.is_some(),
+        OptionalField::Phone => customer.phone.is_some(),
+        OptionalField::DriversLicense => customer.drivers_license.is_some(),
+        OptionalField::Notes => customer.notes.is_some(),
+    }
+}
+
+fn clears(patch: &CustomerPatch, field: OptionalField) -> bool {
+    match field {
+        OptionalField::Gender => matches!(patch.gender, Some(None)),
+        OptionalField::Birthday => matches!(patch.birthday, Some(None)),
+        OptionalField::Email => matches!(patch.email, Some(None)),
+        OptionalField::Phone => matches!(patch.phone, Some(None)),
+        OptionalField::DriversLicense => matches!(patch.drivers_license, Some(None)),
+        OptionalField::Notes => matches!(patch.notes, Some(None)),
+    }
+}
+
+/// A 422 with "can't be blank" on each field, if there are any.
+fn reject_blank<'a>(fields: impl Iterator<Item = &'a OptionalField>) -> Result<(), CustomerError> {
+    let mut errors = ValidationErrors::new();
+    for field in fields {
+        errors.add(field.as_str(), FieldError::Blank);
+    }
+    errors.into_result(|| ()).map_err(CustomerError::Invalid)
 }
 
 fn ensure(capabilities: Capabilities, operation: Operation) -> Result<(), CustomerError> {

@@ -154,6 +154,10 @@ pub struct PosInfo {
     #[schema(example = "local")]
     pub vendor: String,
     pub capabilities: CapabilitiesDto,
+    /// Fields optional in the contract that this store's POS requires on create (Treez:
+    /// `birthday`); a create without them gets a 422 on the field.
+    #[schema(example = json!(["birthday"]))]
+    pub required_fields: Vec<&'static str>,
 }
 
 impl PosInfo {
@@ -167,6 +171,7 @@ impl PosInfo {
                 create_customer: c.create_customer,
                 update_customer: c.update_customer,
             },
+            required_fields: c.required_fields.iter().map(|f| f.as_str()).collect(),
         }
     }
 }

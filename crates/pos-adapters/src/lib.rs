@@ -8,9 +8,17 @@
 
 use std::sync::Arc;
 
+mod convert;
 pub mod http;
 
+#[cfg(feature = "dutchie")]
+pub mod dutchie;
+#[cfg(feature = "treez")]
+pub mod treez;
+
 use domain::{CustomerDirectory, Store, Vendor};
+
+pub use http::Settings;
 
 /// Why a store's POS could not be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -27,24 +35,58 @@ pub enum AdapterError {
 
 /// The vendors this build can talk to, besides `local`.
 pub fn available_vendors() -> Vec<Vendor> {
-    Vec::new()
+    #[allow(unused_mut)]
+    let mut vendors = Vec::new();
+    #[cfg(feature = "treez")]
+    vendors.push(Vendor::Treez);
+    #[cfg(feature = "dutchie")]
+    vendors.push(Vendor::Dutchie);
+    vendors
 }
 
 /// Checks a store's vendor config before it is saved, so a bad config is refused at
-/// `store add`, not at a kiosk's first request.
+/// `store add`, not at a kiosk's first request. Opening a client checks the same things.
 pub fn validate_config(vendor: Vendor, config: &serde_json::Value) -> Result<(), AdapterError> {
-    if !config.is_object() {
-        return Err(AdapterError::Config {
+    connect_with(
+        &Store {
+            id: domain::StoreId(0),
+            name: String::new(),
             vendor,
+            config: config.clone(),
+        },
+        &Settings::default(),
+    )
+    .map(drop)
+}
+
+/// Opens the POS port for a store whose vendor is not `local`, with default settings.
+pub fn connect(store: &Store) -> Result<Arc<dyn CustomerDirectory>, AdapterError> {
+    connect_with(store, &Settings::default())
+}
+
+/// Opens the POS port for a store whose vendor is not `local`. `settings` are the
+/// deployment's (`POS_GATEWAY_POS_TIMEOUT`); the vendor's published limits and the store
+/// config's own overrides are applied on top.
+pub fn connect_with(
+    store: &Store,
+    settings: &Settings,
+) -> Result<Arc<dyn CustomerDirectory>, AdapterError> {
+    if !store.config.is_object() {
+        return Err(AdapterError::Config {
+            vendor: store.vendor,
             message: "the config must be a JSON object".to_owned(),
         });
     }
-    Err(AdapterError::NotBuilt(vendor))
-}
-
-/// Opens the POS port for a store whose vendor is not `local`.
-pub fn connect(store: &Store) -> Result<Arc<dyn CustomerDirectory>, AdapterError> {
-    Err(AdapterError::NotBuilt(store.vendor))
+    match store.vendor {
+        #[cfg(feature = "treez")]
+        Vendor::Treez => Err(AdapterError::NotBuilt(Vendor::Treez)),
+        #[cfg(feature = "dutchie")]
+        Vendor::Dutchie => Ok(Arc::new(dutchie::Dutchie::connect(
+            &store.config,
+            settings,
+        )?)),
+        other => Err(AdapterError::NotBuilt(other)),
+    }
 }
 
 #[cfg(test)]
@@ -56,12 +98,12 @@ mod tests {
         let store = Store {
             id: domain::StoreId(1),
             name: "s".into(),
-            vendor: Vendor::Treez,
+            vendor: Vendor::Cova,
             config: serde_json::json!({}),
         };
         assert_eq!(
             connect(&store).err(),
-            Some(AdapterError::NotBuilt(Vendor::Treez))
+            Some(AdapterError::NotBuilt(Vendor::Cova))
         );
         assert_eq!(
             validate_config(Vendor::Cova, &serde_json::json!({})),

@@ -710,3 +710,90 @@ async fn capabilities_of_a_vendor_without_an_adapter_are_all_false() {
     let (vendor, caps) = service.capabilities(&catalog()).await.unwrap();
     assert_eq!((vendor, caps), (Vendor::Cova, Capabilities::default()));
 }
+
+const NEEDS_BIRTHDAY: Capabilities = Capabilities {
+    required_fields: &[crate::ports::OptionalField::Birthday],
+    ..Capabilities::ALL
+};
+
+#[tokio::test]
+async fn a_field_the_pos_requires_is_refused_before_any_call() {
+    let mut ports = Ports::vendor_pos().capabilities(NEEDS_BIRTHDAY);
+    ports.directory.expect_create().never();
+    ports.directory.expect_find().never();
+    ports.mirror.expect_find_duplicate().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    let CustomerError::Invalid(errors) = outcome.unwrap_err() else {
+        panic!("expected a validation error");
+    };
+    assert_eq!(
+        errors.get("birthday"),
+        Some(&["can't be blank".to_owned()][..])
+    );
+}
+
+#[tokio::test]
+async fn an_update_may_not_clear_a_field_the_pos_requires() {
+    let mut ports = Ports::vendor_pos().capabilities(NEEDS_BIRTHDAY);
+    ports.directory.expect_update().never();
+    let patch = CustomerPatch {
+        birthday: Some(None),
+        ..Default::default()
+    };
+    let error = ports
+        .build()
+        .update(&catalog(), &CustomerId::parse("1").unwrap(), &patch)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CustomerError::Invalid(e) if e.get("birthday").is_some()));
+}
+
+#[tokio::test]
+async fn a_search_the_pos_cannot_do_is_answered_by_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_find()
+        .returning(|_| Err(PosError::Unsupported(Operation::SearchCustomers)));
+    ports.mirror.expect_find().returning(|_, _| {
+        Ok(CustomerPage {
+            customers: vec![customer("9", "a@b.co")],
+            next: None,
+        })
+    });
+    let query = CustomerQuery {
+        name: Some("john".into()),
+        limit: 25,
+        ..Default::default()
+    };
+    let listing = ports.build().list(&catalog(), query, None).await.unwrap();
+    assert_eq!(listing.source, DataSource::Mirror);
+    assert_eq!(listing.customers.len(), 1);
+}
+
+#[tokio::test]
+async fn the_duplicate_check_skips_keys_the_pos_cannot_search_by() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports
+        .directory
+        .expect_find()
+        .returning(|_| Err(PosError::Unsupported(Operation::SearchCustomers)));
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .returning(|_| Ok(customer("5", "a@b.co")));
+    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert!(matches!(outcome.unwrap(), CreateOutcome::Created(_)));
+}

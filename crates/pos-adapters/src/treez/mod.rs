@@ -1,0 +1,1 @@
+//! Treez. Written next.
