@@ -35,13 +35,13 @@ pub enum AdapterError {
 
 /// The vendors this build can talk to, besides `local`.
 pub fn available_vendors() -> Vec<Vendor> {
-    #[allow(unused_mut)]
-    let mut vendors = Vec::new();
-    #[cfg(feature = "treez")]
-    vendors.push(Vendor::Treez);
-    #[cfg(feature = "dutchie")]
-    vendors.push(Vendor::Dutchie);
-    vendors
+    [
+        cfg!(feature = "treez").then_some(Vendor::Treez),
+        cfg!(feature = "dutchie").then_some(Vendor::Dutchie),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Checks a store's vendor config before it is saved, so a bad config is refused at
@@ -79,7 +79,7 @@ pub fn connect_with(
     }
     match store.vendor {
         #[cfg(feature = "treez")]
-        Vendor::Treez => Err(AdapterError::NotBuilt(Vendor::Treez)),
+        Vendor::Treez => Ok(Arc::new(treez::Treez::connect(&store.config, settings)?)),
         #[cfg(feature = "dutchie")]
         Vendor::Dutchie => Ok(Arc::new(dutchie::Dutchie::connect(
             &store.config,

@@ -422,6 +422,14 @@ fn check(object: &Map<String, Value>, creating: bool) -> Result<(), HttpResponse
     {
         return incorrect("email");
     }
+    // Licence numbers are letters, digits, spaces and dashes in every US state.
+    if let Some(license) = text(object, "drivers_license")
+        && !license
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+    {
+        return incorrect("drivers_license");
+    }
     Ok(())
 }
 

@@ -1,0 +1,306 @@
+//! Treez's JSON, and every conversion between it and our customer, in one place (see
+//! docs/vendors/treez.md for the sources and for what is unverified).
+
+use domain::{
+    Customer, CustomerPatch, FieldError, Gender, NewCustomer, PosError, ValidationErrors, Vendor,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::convert::{Incoming, ten_digits};
+
+/// `resultCode`/`resultReason`/`resultDetail`/`data`, around every answer but the token's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Envelope {
+    #[serde(default)]
+    pub result_code: Option<String>,
+    #[serde(default)]
+    pub result_reason: Option<Value>,
+    #[serde(default)]
+    pub result_detail: Option<Value>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl Envelope {
+    pub fn failed(&self) -> bool {
+        self.result_code
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("FAIL"))
+    }
+
+    pub fn reason(&self) -> &str {
+        self.result_reason
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn detail(&self) -> &str {
+        self.result_detail
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The customers in `data`: one object (look-up by id) or a list (searches, pages).
+    pub fn customers(&self) -> Result<Vec<Customer>, String> {
+        match &self.data {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(items) => items.iter().map(customer).collect(),
+            object @ Value::Object(_) => customer(object).map(|c| vec![c]),
+            _ => Err("data is neither a customer nor a list".to_owned()),
+        }
+    }
+}
+
+/// The answer of `config/api/gettokens`.
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenAnswer {
+    pub access_token: String,
+    /// Seconds; Treez documents two hours, which is assumed when it is absent.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// "Not found" reasons of a 404 (spec); any other 404 (a wrong dispensary) is an error.
+pub(super) const NOT_FOUND_REASONS: [&str; 3] =
+    ["NOT_FOUND", "CUSTOMER_DOESNT_EXIST", "CUSTOMER_NOT_FOUND"];
+
+/// `M`, `F`, `U` (unspecified), `N` (non-binary). Our `Other` is the nearest to `N`; `U` is
+/// "not given", so null.
+pub(super) fn gender_from_treez(code: &str) -> Option<Gender> {
+    match code.trim().to_ascii_uppercase().as_str() {
+        "M" => Some(Gender::Male),
+        "F" => Some(Gender::Female),
+        "N" | "O" => Some(Gender::Other),
+        _ => None,
+    }
+}
+
+pub(super) fn gender_to_treez(gender: Option<Gender>) -> &'static str {
+    match gender {
+        Some(Gender::Male) => "M",
+        Some(Gender::Female) => "F",
+        Some(Gender::Other) => "N",
+        None => "U",
+    }
+}
+
+fn string_field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    object.get(key).and_then(Value::as_str)
+}
+
+/// One Treez customer as ours.
+pub(super) fn customer(value: &Value) -> Result<Customer, String> {
+    let object = value.as_object().ok_or("a customer is not an object")?;
+    let customer_id = match object.get("customer_id") {
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(Value::Number(id)) => Some(id.to_string()),
+        _ => None,
+    };
+    Incoming {
+        customer_id,
+        status: string_field(object, "status"),
+        first_name: string_field(object, "first_name"),
+        last_name: string_field(object, "last_name"),
+        gender: string_field(object, "gender").and_then(gender_from_treez),
+        birthday: string_field(object, "birthday"),
+        email: string_field(object, "email"),
+        phone: string_field(object, "phone"),
+        drivers_license: string_field(object, "drivers_license"),
+        notes: string_field(object, "notes"),
+    }
+    .into_customer()
+}
+
+/// Treez keeps ten digits; a number that has no ten-digit form is refused before any call.
+fn phone_digits(phone: &domain::Phone) -> Result<String, PosError> {
+    ten_digits(phone)
+        .map(str::to_owned)
+        .ok_or_else(|| PosError::Rejected(ValidationErrors::single("phone", FieldError::Invalid)))
+}
+
+/// The body of `POST customer/detailcustomer`. `birthday` is required by Treez: the domain
+/// refuses a create without it before we get here (`Capabilities::required_fields`).
+pub(super) fn new_customer(customer: &NewCustomer, patient_type: &str) -> Result<Value, PosError> {
+    let mut body = json!({
+        "first_name": customer.first_name.as_str(),
+        "last_name": customer.last_name.as_str(),
+        "patient_type": patient_type,
+        "gender": gender_to_treez(customer.gender),
+    });
+    let object = body.as_object_mut().ok_or_else(|| PosError::BadAnswer {
+        vendor: Vendor::Treez,
+        message: "request body".into(),
+        response: None,
+    })?;
+    if let Some(birthday) = customer.birthday {
+        object.insert(
+            "birthday".into(),
+            json!(birthday.format("%Y-%m-%d").to_string()),
+        );
+    }
+    if let Some(email) = &customer.email {
+        object.insert("email".into(), json!(email.as_str()));
+    }
+    if let Some(phone) = &customer.phone {
+        object.insert("phone".into(), json!(phone_digits(phone)?));
+    }
+    if let Some(license) = &customer.drivers_license {
+        object.insert("drivers_license".into(), json!(license));
+    }
+    if let Some(notes) = &customer.notes {
+        object.insert("notes".into(), json!(notes));
+    }
+    Ok(body)
+}
+
+/// The body of the update: only the fields the patch names; a cleared field is sent as
+/// `null` (gender as `U`, Treez's "unspecified").
+pub(super) fn patch(patch: &CustomerPatch) -> Result<Value, PosError> {
+    let mut body = Map::new();
+    let text = |value: Option<&str>| value.map_or(Value::Null, |v| json!(v));
+    if let Some(name) = &patch.first_name {
+        body.insert("first_name".into(), json!(name.as_str()));
+    }
+    if let Some(name) = &patch.last_name {
+        body.insert("last_name".into(), json!(name.as_str()));
+    }
+    if let Some(gender) = patch.gender {
+        body.insert("gender".into(), json!(gender_to_treez(gender)));
+    }
+    if let Some(birthday) = patch.birthday {
+        let date = birthday.map(|d| d.format("%Y-%m-%d").to_string());
+        body.insert("birthday".into(), text(date.as_deref()));
+    }
+    if let Some(email) = &patch.email {
+        body.insert("email".into(), text(email.as_ref().map(|e| e.as_str())));
+    }
+    if let Some(phone) = &patch.phone {
+        let digits = phone.as_ref().map(phone_digits).transpose()?;
+        body.insert("phone".into(), text(digits.as_deref()));
+    }
+    if let Some(license) = &patch.drivers_license {
+        body.insert("drivers_license".into(), text(license.as_deref()));
+    }
+    if let Some(notes) = &patch.notes {
+        body.insert("notes".into(), text(notes.as_deref()));
+    }
+    Ok(Value::Object(body))
+}
+
+/// Treez's field names that are ours too (the rest, `patient_type` say, have no field of ours
+/// to put an error on).
+const FIELDS: [&str; 8] = [
+    "first_name",
+    "last_name",
+    "birthday",
+    "email",
+    "phone",
+    "drivers_license",
+    "gender",
+    "notes",
+];
+
+/// A Treez rejection as errors on our fields, when it names one: `resultDetail` reads
+/// `Field first_name cannot be blank` (spec) and `resultReason` `CUSTOMER_FIRST_NAME_BLANK`.
+pub(super) fn field_errors(reason: &str, detail: &str) -> Option<ValidationErrors> {
+    let from_detail = detail
+        .strip_prefix("Field ")
+        .and_then(|rest| rest.split_whitespace().next());
+    let lower = reason.to_ascii_lowercase();
+    let from_reason = FIELDS
+        .into_iter()
+        .find(|f| lower.starts_with("customer_") && lower.contains(f));
+    let field = from_detail
+        .and_then(|f| FIELDS.into_iter().find(|known| *known == f))
+        .or(from_reason)?;
+    let error = if reason.ends_with("_BLANK") {
+        FieldError::Blank
+    } else if reason == "INVALID_DATE_FORMAT" {
+        FieldError::InvalidDate
+    } else if field == "gender" {
+        FieldError::NotInList
+    } else {
+        FieldError::Invalid
+    };
+    Some(ValidationErrors::single(field, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use domain::{CustomerForm, Input};
+
+    #[test]
+    fn the_spec_example_reads_as_our_customer() {
+        let c = customer(&json!({
+            "status": "MERGED", "customer_id": "20", "first_name": "KATHLEEN",
+            "middle_name": null, "last_name": "SCOTT", "birthday": "1989-03-07",
+            "drivers_license": "LIC744", "email": "SCOTT20@mail.com", "phone": "7777777777",
+            "notes": "N/A", "gender": "U", "patient_type": "MEDICAL_MMID"
+        }))
+        .unwrap();
+        assert_eq!(c.customer_id.as_str(), "20");
+        assert_eq!(c.status.as_str(), "MERGED");
+        assert_eq!(c.birthday, NaiveDate::from_ymd_opt(1989, 3, 7));
+        assert_eq!(c.phone.unwrap().as_str(), "777-777-7777");
+        assert_eq!(c.gender, None);
+        assert_eq!(c.drivers_license.as_deref(), Some("LIC744"));
+    }
+
+    #[test]
+    fn a_new_customer_goes_out_in_treez_form() {
+        let form = CustomerForm {
+            first_name: Input::Text("Ann".into()),
+            last_name: Input::Text("Lee".into()),
+            birthday: Input::Text("02/03/1990".into()),
+            phone: Input::Text("+1 (555) 123-4567".into()),
+            gender: Input::Text("other".into()),
+            ..Default::default()
+        };
+        let new = NewCustomer::parse(&form, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap();
+        let body = new_customer(&new, "ADULT").unwrap();
+        assert_eq!(
+            body,
+            json!({"first_name": "Ann", "last_name": "Lee", "patient_type": "ADULT",
+                   "gender": "N", "birthday": "1990-02-03", "phone": "5551234567"})
+        );
+        let back = customer(
+            &json!({"customer_id": 1, "first_name": "Ann", "last_name": "Lee", "gender": "N"}),
+        )
+        .unwrap();
+        assert_eq!(back.gender, Some(Gender::Other));
+    }
+
+    #[test]
+    fn rejections_land_on_our_fields() {
+        let e = field_errors(
+            "CUSTOMER_FIRST_NAME_BLANK",
+            "Field first_name cannot be blank",
+        );
+        assert_eq!(
+            e.unwrap().get("first_name"),
+            Some(&["can't be blank".to_owned()][..])
+        );
+        let e = field_errors(
+            "INVALID_DATE_FORMAT",
+            "Field birthday has an invalid date format",
+        );
+        assert_eq!(
+            e.unwrap().get("birthday"),
+            Some(&["is not a valid date".to_owned()][..])
+        );
+        assert_eq!(
+            field_errors(
+                "CUSTOMER_PATIENT_TYPE_BLANK",
+                "Field patient_type cannot be blank"
+            ),
+            None
+        );
+        assert_eq!(field_errors("INVALID_REQUEST", ""), None);
+    }
+}
