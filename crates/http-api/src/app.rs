@@ -123,7 +123,10 @@ pub fn state_with_key(
         Arc::new(database.stores()),
         Arc::new(database.mirror()),
         Arc::new(database.idempotency()),
-        Arc::new(Connections::new(database.clone())),
+        Arc::new(Connections::new(
+            database.clone(),
+            pos_adapters::Settings::with_timeout(config.pos_timeout),
+        )),
         ServiceSettings::default(),
     );
     Ok(AppState {

@@ -119,7 +119,8 @@ async fn create_find_get_and_update_a_customer(db: Db) {
     assert_eq!(
         pos,
         json!({"vendor": "local", "capabilities": {"list_customers": true, "search_customers": true,
-            "get_customer": true, "create_customer": true, "update_customer": true}})
+            "get_customer": true, "create_customer": true, "update_customer": true},
+            "required_fields": []})
     );
 }
 

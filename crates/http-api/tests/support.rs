@@ -69,6 +69,7 @@ pub async fn spawn_app_with_key(db: Db, key: JwtKey) -> TestApp {
     let config = Config {
         database_url: url,
         jwt_key: Some(key),
+        credentials_key: Some(persistence::CredentialsKey::from_bytes(&[7; 32])),
         ..Config::default()
     };
     let state = http_api::app::state(&config, database.clone()).unwrap();
@@ -95,6 +96,31 @@ impl TestApp {
         let stores = self.database.stores();
         let store = stores
             .add_store(&format!("store of {catalog}"), vendor, &json!({}))
+            .await
+            .unwrap();
+        stores
+            .add_catalog(store.id, &domain::CatalogId::parse(catalog).unwrap())
+            .await
+            .unwrap();
+        store.id
+    }
+
+    /// Adds a store on a vendor POS with `config` (credentials, `base_url` to a double) and
+    /// catalog `catalog`, as `store add` would.
+    pub async fn add_vendor_store(
+        &self,
+        catalog: &str,
+        vendor: domain::Vendor,
+        config: Value,
+    ) -> domain::StoreId {
+        pos_adapters::validate_config(vendor, &config).unwrap();
+        let stores = self
+            .database
+            .clone()
+            .with_credentials_key(self.config.credentials_key.clone())
+            .stores();
+        let store = stores
+            .add_store(&format!("store of {catalog}"), vendor, &config)
             .await
             .unwrap();
         stores
