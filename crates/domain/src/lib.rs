@@ -23,5 +23,7 @@ pub use ports::{
     StoreRegistry, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
-pub use service::{BulkItem, CreateOutcome, CustomerService, DataSource, Listing, ServiceSettings};
+pub use service::{
+    BulkItem, CreateOutcome, CustomerService, DataSource, Listing, ServiceSettings, SyncPage,
+};
 pub use validation::{FieldError, ValidationErrors};

@@ -36,6 +36,13 @@ impl DataSource {
     }
 }
 
+/// What one step of a sync copied, and where the next starts (`None`: done).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncPage {
+    pub copied: usize,
+    pub next: Option<PageToken>,
+}
+
 /// A page of a list or search, with an opaque cursor for the next.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Listing {
@@ -317,6 +324,38 @@ impl CustomerService {
                 .await;
         }
         Ok(updated)
+    }
+
+    /// Copies one page of the store's POS customers into the mirror, from `page` (the start
+    /// when `None`): the step of `pos-gateway sync`, which keeps `next` between steps so an
+    /// interrupted sync resumes where it stopped. The `local` POS is its own mirror: nothing
+    /// to copy.
+    pub async fn sync_page(
+        &self,
+        catalog: &CatalogId,
+        page: Option<PageToken>,
+        limit: u32,
+    ) -> Result<SyncPage, CustomerError> {
+        let (store, directory) = self.open(catalog).await?;
+        if directory.is_mirror() {
+            return Ok(SyncPage {
+                copied: 0,
+                next: None,
+            });
+        }
+        ensure(directory.capabilities(), Operation::ListCustomers)?;
+        let query = CustomerQuery {
+            limit,
+            page,
+            ..Default::default()
+        };
+        let found = directory.find(&query).await?;
+        // Unlike a kiosk's read, a sync that cannot write the mirror has failed.
+        self.mirror.upsert(store.id, &found.customers).await?;
+        Ok(SyncPage {
+            copied: found.customers.len(),
+            next: found.next,
+        })
     }
 
     async fn create_one(

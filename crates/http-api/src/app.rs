@@ -100,6 +100,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The use cases over `database` (which must carry the credentials key) and the vendors.
+pub fn service(config: &Config, database: &Database) -> CustomerService {
+    CustomerService::new(
+        Arc::new(database.stores()),
+        Arc::new(database.mirror()),
+        Arc::new(database.idempotency()),
+        Arc::new(Connections::new(
+            database.clone(),
+            pos_adapters::Settings::with_timeout(config.pos_timeout),
+        )),
+        ServiceSettings::default(),
+    )
+}
+
 /// Builds the application state from the configuration and an open database.
 pub fn state(config: &Config, database: Database) -> anyhow::Result<AppState> {
     let key = config.jwt_key.as_ref().ok_or_else(|| {
@@ -119,18 +133,8 @@ pub fn state_with_key(
     let verifier = TokenVerifier::new(key, &config.jwt_audience)?;
     // Store configs hold vendor credentials, encrypted with this key.
     let database = database.with_credentials_key(config.credentials_key.clone());
-    let service = CustomerService::new(
-        Arc::new(database.stores()),
-        Arc::new(database.mirror()),
-        Arc::new(database.idempotency()),
-        Arc::new(Connections::new(
-            database.clone(),
-            pos_adapters::Settings::with_timeout(config.pos_timeout),
-        )),
-        ServiceSettings::default(),
-    );
     Ok(AppState {
-        service: Arc::new(service),
+        service: Arc::new(service(config, &database)),
         verifier,
         database,
     })

@@ -50,6 +50,17 @@ pub enum Command {
     /// Manage catalogs (kiosks).
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Copy all of the store's POS customers into the mirror, with a progress bar. Resumes
+    /// where an interrupted sync of the same store stopped, unless `--restart`.
+    Sync {
+        #[arg(long)]
+        catalog: String,
+        /// Start from the first page even if an earlier sync was interrupted.
+        #[arg(long)]
+        restart: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a signed token for a catalog (`--catalog '*'` for all).
     Token {
         #[arg(long)]
@@ -97,6 +108,7 @@ impl Command {
         match self {
             Command::Migrate { json }
             | Command::Token { json, .. }
+            | Command::Sync { json, .. }
             | Command::Store(StoreCommand::Add { json, .. })
             | Command::Catalog(CatalogCommand::Add { json, .. }) => *json,
             Command::Serve | Command::Demo => false,
@@ -194,6 +206,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &format!("catalog {catalog} added to store {store}"),
             );
             Ok(())
+        }
+        Command::Sync {
+            catalog,
+            restart,
+            json,
+        } => {
+            let catalog = CatalogId::parse(&catalog)
+                .ok_or_else(|| anyhow::anyhow!("catalog id '{catalog}' is not valid"))?;
+            let database = open(&config).await?;
+            crate::sync::run(&config, &database, &catalog, restart, json).await
         }
         Command::Token { catalog, ttl, json } => {
             if catalog != "*" && CatalogId::parse(&catalog).is_none() {

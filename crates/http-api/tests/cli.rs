@@ -274,3 +274,129 @@ fn the_demo_works_from_nothing_and_stops_gracefully() {
     let (ok, _, err) = env.run(&["token", "--catalog", "demo"]);
     assert!(ok, "{err}");
 }
+
+/// `sync` copies every customer of a Treez store into the mirror; stopped half-way, it resumes
+/// from the page after the last one copied, and waits out a rate limit instead of failing.
+#[test]
+fn sync_copies_a_vendor_store_into_the_mirror_and_resumes() {
+    use vendor_doubles::treez::TreezDouble;
+    use vendor_doubles::{Fault, Op};
+
+    let double = TreezDouble::start().unwrap();
+    for i in 0..120 {
+        double.seed(
+            json!({"first_name": format!("Customer{i}"), "last_name": "Synced",
+                           "birthday": "1980-01-01", "patient_type": "ADULT"}),
+        );
+    }
+    let env = Env::new();
+    let key = "ab".repeat(32);
+    let run = |args: &[&str]| {
+        let output = env
+            .command()
+            .env("POS_GATEWAY_CREDENTIALS_KEY", &key)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let config = env.dir.path().join("treez.json");
+    std::fs::write(&config, double.store_config().to_string()).unwrap();
+    let (ok, out, err) = run(&[
+        "store",
+        "add",
+        "--name",
+        "Treez store",
+        "--vendor",
+        "treez",
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let store = serde_json::from_str::<Value>(&out).unwrap()["id"].clone();
+    let (ok, _, err) = run(&[
+        "catalog",
+        "add",
+        "--store",
+        &store.to_string(),
+        "--id",
+        "kiosk",
+    ]);
+    assert!(ok, "{err}");
+
+    // The first page goes through, the second is refused (twice: with a new token too).
+    double.fail(Op::List, Fault::Pass, 1);
+    double.fail(Op::List, Fault::Unauthorized, 2);
+    let (ok, _, err) = run(&["sync", "--catalog", "kiosk"]);
+    assert!(!ok);
+    assert!(err.contains("stopped after 50 customers"), "{err}");
+    assert!(err.contains("run the same command to resume"), "{err}");
+    assert!(err.contains("refused the store's credentials"), "{err}");
+
+    // Again: from page 2, through a rate limit the vendor asks us to wait out.
+    let calls_before = double.calls().len();
+    double.fail(
+        Op::List,
+        Fault::RateLimited {
+            retry_after: "1".into(),
+        },
+        3,
+    );
+    let (ok, out, err) = run(&["sync", "--catalog", "kiosk", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"store": store, "copied": 70, "resumed": true})
+    );
+    let calls = double.calls();
+    let resumed_at = calls[calls_before..]
+        .iter()
+        .find(|c| c.op == Op::List)
+        .unwrap();
+    assert!(
+        resumed_at.path.contains("/page/2/pagesize/50"),
+        "{resumed_at:?}"
+    );
+
+    // Everything is in the mirror: a name search (Treez has none) finds all 120.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        env.dir.path().join("pos-gateway.db").display()
+    );
+    let found = runtime.block_on(async {
+        let database = persistence::Database::connect(&url).await.unwrap();
+        let mirror = database.mirror();
+        let mut total = 0;
+        let mut query = domain::CustomerQuery {
+            name: Some("customer".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        loop {
+            let page = domain::CustomerMirror::find(
+                &mirror,
+                domain::StoreId(store.as_i64().unwrap()),
+                &query,
+            )
+            .await
+            .unwrap();
+            total += page.customers.len();
+            match page.next {
+                Some(next) => query.page = Some(next),
+                None => break total,
+            }
+        }
+    });
+    assert_eq!(found, 120);
+
+    // A finished sync starts over next time.
+    let (ok, out, _) = run(&["sync", "--catalog", "kiosk", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["copied"], 120);
+}

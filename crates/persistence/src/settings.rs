@@ -47,4 +47,29 @@ impl Settings {
                 .map_err(db_error)
         })
     }
+
+    /// Stores `value` under `key`, replacing any value it had.
+    pub async fn set(&self, key: &str, value: &str) -> Result<(), RepositoryError> {
+        with_connection!(self.db, |conn| {
+            diesel::insert_into(settings::table)
+                .values((settings::key.eq(key), settings::value.eq(value)))
+                .on_conflict(settings::key)
+                .do_update()
+                .set(settings::value.eq(value))
+                .execute(conn)
+                .await
+                .map(drop)
+                .map_err(db_error)
+        })
+    }
+
+    pub async fn remove(&self, key: &str) -> Result<(), RepositoryError> {
+        with_connection!(self.db, |conn| {
+            diesel::delete(settings::table.find(key))
+                .execute(conn)
+                .await
+                .map(drop)
+                .map_err(db_error)
+        })
+    }
 }

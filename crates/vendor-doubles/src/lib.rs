@@ -11,6 +11,10 @@
 //! Each double runs its own actix system on a thread of its own, so tests on any runtime (or
 //! none) can use it; dropping the [`Double`] stops the server.
 
+// Handlers return `Result<_, HttpResponse>` to answer early with the vendor's error; the size
+// of an error is irrelevant in a test double.
+#![allow(clippy::result_large_err)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,6 +45,8 @@ pub enum Op {
 /// What a double does instead of (or after) answering normally.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
+    /// Answers normally: queued before other faults, it picks which call they hit.
+    Pass,
     /// 401 with the vendor's body, whatever credentials came.
     Unauthorized,
     /// The vendor's validation error (status and body as the vendor sends them).
@@ -141,7 +147,7 @@ impl Shared {
             })
         };
         match fault {
-            None => Gate::Proceed(None),
+            None | Some(Fault::Pass) => Gate::Proceed(None),
             Some(Fault::Delay(wait)) => {
                 tokio::time::sleep(wait).await;
                 Gate::Proceed(None)
@@ -197,6 +203,7 @@ pub(crate) async fn respond_with(fault: &Fault, style: &dyn Style) -> HttpRespon
                 .streaming(futures::stream::iter(chunks))
         }
         Fault::AfterCommit(inner) => Box::pin(respond_with(inner, style)).await,
+        Fault::Pass => HttpResponse::Ok().json(Value::Null),
     }
 }
 
