@@ -13,10 +13,11 @@ use domain::Vendor;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{Db, TestApp, body, spawn_app};
+use vendor_doubles::dutchie::DutchieDouble;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 
-on_both_databases!(a_kiosk_session_on_treez);
+on_both_databases!(a_kiosk_session_on_treez, a_kiosk_session_on_dutchie);
 
 async fn send(
     app: &TestApp,
@@ -194,4 +195,127 @@ async fn a_kiosk_session_on_treez(db: Db) {
     ] {
         assert!(!everything.contains(secret.as_str()));
     }
+}
+
+async fn a_kiosk_session_on_dutchie(db: Db) {
+    let double = DutchieDouble::start().unwrap();
+    let app = spawn_app(db).await;
+    // Stores may name Dutchie by its old name.
+    let vendor: Vendor = "leaflogix".parse().unwrap();
+    app.add_vendor_store("kiosk", vendor, double.store_config())
+        .await;
+
+    let (status, pos, _) = send(&app, Method::GET, "/api/v1/kiosk/pos", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        pos,
+        json!({"vendor": "dutchie", "capabilities": {"list_customers": true, "search_customers": true,
+               "get_customer": false, "create_customer": true, "update_customer": true},
+               "required_fields": []})
+    );
+
+    let ann = json!({"first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
+                     "phone": "555-123-4567", "birthday": "1989-03-07", "drivers_license": "D1234567"});
+    let (status, created, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/kiosk/customers",
+        Some(json!({"customer": ann})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let customer = &created["customer"];
+    assert_eq!(customer["birthday"], "1989-03-07");
+    assert_eq!(customer["drivers_license"], "D1234567");
+    let id = customer["customer_id"].as_str().unwrap().to_owned();
+    // Dutchie keeps only a hash of the licence.
+    let stored = &double.customers()[0];
+    assert!(stored.get("driversLicenseID").is_none());
+    assert!(stored["driversLicenseHash"].is_string());
+
+    // Searched live at Dutchie by email.
+    let (status, found, source) = send(
+        &app,
+        Method::GET,
+        "/api/v1/kiosk/customers?email=ann@example.com",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(source.as_deref(), Some("pos"));
+    assert_eq!(found["customers"][0]["customer_id"], id.as_str());
+
+    // No get-by-id at Dutchie: the mirror answers, and says so; the same for a licence search.
+    let (status, got, source) = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/kiosk/customers/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(source.as_deref(), Some("mirror"));
+    assert_eq!(got["customer"]["customer_id"], id.as_str());
+    let (status, _, source) = send(
+        &app,
+        Method::GET,
+        "/api/v1/kiosk/customers?drivers_license=d1234567",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(source.as_deref(), Some("mirror"));
+
+    let (status, updated, _) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/kiosk/customers/{id}"),
+        Some(json!({"customer": {"notes": "prefers edibles", "email": null}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["customer"]["notes"], "prefers edibles");
+    assert_eq!(updated["customer"]["email"], Value::Null);
+    assert_eq!(double.customers()[0]["notes"], "prefers edibles");
+
+    // Dutchie's own field errors come back on our fields.
+    double.fail(Op::Create, Fault::Invalid, 1);
+    let (status, answer, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/kiosk/customers",
+        Some(json!({"customer": {"first_name": "Bob", "last_name": "Ray"}})),
+    )
+    .await;
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"errors": {"first_name": ["can't be blank"]}})
+        )
+    );
+
+    // Rate limited: 503 with Retry-After, and the create was not sent twice.
+    double.heal();
+    let creates = double.count(Op::Create);
+    double.fail(
+        Op::Create,
+        Fault::RateLimited {
+            retry_after: "7".into(),
+        },
+        1,
+    );
+    let token = app.token(&["kiosk"]);
+    let response = app
+        .request(Method::POST, "/api/v1/kiosk/customers", &token)
+        .json(&json!({"customer": {"first_name": "Cy", "last_name": "Doe"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "7");
+    assert_eq!(double.count(Op::Create), creates + 1);
+
+    let everything = format!("{pos}{created}{found}{got}{updated}");
+    assert!(!everything.contains(double.credentials().location_key.as_str()));
 }

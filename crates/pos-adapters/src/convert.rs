@@ -78,6 +78,7 @@ pub(crate) fn display_phone(text: &str) -> Option<Phone> {
 
 /// The ten digits of a North American number (an 11-digit number starting with 1 loses the
 /// 1), for vendors that store exactly ten; `None` when the number has no such form.
+#[cfg_attr(not(feature = "treez"), allow(dead_code))]
 pub(crate) fn ten_digits(phone: &Phone) -> Option<&str> {
     let digits = phone.digits();
     match digits.len() {

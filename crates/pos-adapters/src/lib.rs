@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+#[cfg(any(feature = "treez", feature = "dutchie"))]
 mod convert;
 pub mod http;
 
@@ -67,6 +68,10 @@ pub fn connect(store: &Store) -> Result<Arc<dyn CustomerDirectory>, AdapterError
 /// Opens the POS port for a store whose vendor is not `local`. `settings` are the
 /// deployment's (`POS_GATEWAY_POS_TIMEOUT`); the vendor's published limits and the store
 /// config's own overrides are applied on top.
+#[cfg_attr(
+    not(any(feature = "treez", feature = "dutchie")),
+    allow(unused_variables)
+)]
 pub fn connect_with(
     store: &Store,
     settings: &Settings,

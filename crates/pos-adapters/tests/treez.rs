@@ -1,4 +1,5 @@
 //! The Treez adapter against the Treez double: every capability and every fault.
+#![cfg(feature = "treez")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

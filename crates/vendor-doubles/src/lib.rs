@@ -25,6 +25,7 @@ use actix_web::web::Bytes;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::Value;
 
+pub mod dutchie;
 pub mod treez;
 
 /// The kind of request a fault applies to, and that [`Double::calls`] records.
