@@ -68,6 +68,9 @@ pub struct ServiceSettings {
     pub bulk_concurrency: usize,
     /// How long a request waits for another with the same `Idempotency-Key` to finish.
     pub idempotency_wait: Duration,
+    /// After a create whose outcome is unknown (timeout, cut connection, 5xx, unreadable
+    /// answer), how long to let the vendor finish before looking for the customer there.
+    pub reconcile_after: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -75,6 +78,7 @@ impl Default for ServiceSettings {
         Self {
             bulk_concurrency: 4,
             idempotency_wait: Duration::from_secs(15),
+            reconcile_after: Duration::from_secs(1),
         }
     }
 }
@@ -373,12 +377,48 @@ impl CustomerService {
         if let Some(existing) = self.find_duplicate(store, directory, &customer).await? {
             return Ok(CreateOutcome::AlreadyExists(existing));
         }
-        let created = directory.create(&customer).await?;
+        let created = match directory.create(&customer).await {
+            Ok(created) => created,
+            Err(error) if !directory.is_mirror() && outcome_unknown(&error) => {
+                match self.reconcile(store, directory, &customer).await {
+                    Some(found) => found,
+                    None => return Err(error.into()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
         if !directory.is_mirror() {
             self.copy_to_mirror(store, std::slice::from_ref(&created))
                 .await;
         }
         Ok(CreateOutcome::Created(created))
+    }
+
+    /// A create that may have happened though its answer was lost: gives the vendor a moment,
+    /// then looks for the customer by its e-mail, phone and licence. Found, it is this
+    /// request's customer (so the kiosk gets its 201, and a retry does not make a second);
+    /// not found (or nothing to look by), the error stands.
+    async fn reconcile(
+        &self,
+        store: &Store,
+        directory: &dyn CustomerDirectory,
+        customer: &NewCustomer,
+    ) -> Option<Customer> {
+        if customer.duplicate_keys().is_empty() {
+            return None;
+        }
+        // A timer only, no I/O: the domain stays runtime-agnostic in all but this wait.
+        tokio::time::sleep(self.settings.reconcile_after).await;
+        match self.find_duplicate(store, directory, customer).await {
+            Ok(found) => {
+                tracing::warn!(store = %store.id, found = found.is_some(), "reconciled a create whose answer was lost");
+                found
+            }
+            Err(error) => {
+                tracing::warn!(store = %store.id, %error, "could not reconcile a create whose answer was lost");
+                None
+            }
+        }
     }
 
     /// The mirror first (cheap, and it has every customer we ever saw), then the POS, one
@@ -504,6 +544,26 @@ impl CustomerService {
             Claim::Mismatch => Err(CustomerError::IdempotencyKeyReused),
             Claim::InProgress => Err(CustomerError::IdempotencyKeyInProgress),
         }
+    }
+}
+
+/// Whether a failed create may have been done by the vendor all the same: it timed out, the
+/// connection broke after sending, the vendor answered 5xx or something unreadable. Not when
+/// it was refused (4xx), rate limited, or never sent (circuit open, our own rate limit: those
+/// carry a `Retry-After` and no vendor answer).
+fn outcome_unknown(error: &PosError) -> bool {
+    match error {
+        PosError::Timeout { .. } | PosError::BadAnswer { .. } => true,
+        PosError::Unavailable {
+            response: Some(response),
+            ..
+        } => response.status >= 500,
+        PosError::Unavailable {
+            response: None,
+            retry_after,
+            ..
+        } => retry_after.is_none(),
+        _ => false,
     }
 }
 

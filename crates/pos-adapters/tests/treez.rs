@@ -470,3 +470,38 @@ async fn config_errors_name_the_key_and_never_a_value() {
     assert!(!debug.contains(&double.credentials().api_key), "{debug}");
     assert!(!debug.contains(&double.credentials().client_id), "{debug}");
 }
+
+#[tokio::test]
+async fn a_wrong_dispensary_is_the_vendors_error_not_a_missing_customer() {
+    let double = TreezDouble::start().unwrap();
+    let treez = connect(with(&double, json!({"dispensary": "no-such-shop"})));
+    let error = treez
+        .get(&CustomerId::parse("1").unwrap())
+        .await
+        .unwrap_err();
+    let PosError::Upstream(response) = &error else {
+        panic!("expected Upstream, got {error:?}");
+    };
+    assert_eq!(response.status, 404);
+}
+
+#[tokio::test]
+async fn one_unusable_record_does_not_hide_a_page() {
+    let double = TreezDouble::start().unwrap();
+    double.seed(json!({"first_name": "A", "last_name": "B", "birthday": "1980-01-01", "patient_type": "ADULT"}));
+    double.seed(json!({"first_name": "", "last_name": "", "birthday": "1980-01-01", "patient_type": "ADULT"}));
+    double.seed(json!({"first_name": "C", "last_name": "D", "birthday": "1980-01-01", "patient_type": "ADULT"}));
+    let treez = connect(double.store_config());
+    let page = treez.find(&query()).await.unwrap();
+    assert_eq!(page.customers.len(), 2);
+    // A full page with a skipped record is still full: the next page is asked for.
+    let first = treez
+        .find(&CustomerQuery {
+            limit: 3,
+            ..query()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.customers.len(), 2);
+    assert!(first.next.is_some());
+}

@@ -197,7 +197,11 @@ async fn enter(
         Gate::Proceed(after) => after,
     };
     if request.match_info().get("dispensary") != Some(state.credentials.dispensary.as_str()) {
-        return Err(fail(404, "NOT_FOUND", Some("Unknown dispensary".into())));
+        return Err(fail(
+            404,
+            "INVALID_DISPENSARY",
+            Some("Unknown dispensary".into()),
+        ));
     }
     if op == Op::Token {
         return Ok(after);

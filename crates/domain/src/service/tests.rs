@@ -106,6 +106,7 @@ impl Ports {
             ServiceSettings {
                 bulk_concurrency: 2,
                 idempotency_wait: Duration::from_millis(10),
+                reconcile_after: Duration::from_millis(1),
             },
         )
     }
@@ -796,4 +797,92 @@ async fn the_duplicate_check_skips_keys_the_pos_cannot_search_by() {
         .create(&catalog(), new_customer("a@b.co"), None)
         .await;
     assert!(matches!(outcome.unwrap(), CreateOutcome::Created(_)));
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_found_at_the_pos_and_not_repeated() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    // Before the create: nobody. After it timed out: the vendor has the customer after all.
+    let mut seq = mockall::Sequence::new();
+    ports
+        .directory
+        .expect_find()
+        .times(2)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(CustomerPage::default()));
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Err(PosError::Timeout {
+                vendor: Vendor::Treez,
+                after: Duration::from_secs(10),
+            })
+        });
+    ports
+        .directory
+        .expect_find()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Ok(CustomerPage {
+                customers: vec![customer("77", "a@b.co")],
+                next: None,
+            })
+        });
+    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert_eq!(
+        outcome.unwrap(),
+        CreateOutcome::Created(customer("77", "a@b.co"))
+    );
+}
+
+#[tokio::test]
+async fn a_create_refused_or_never_sent_is_not_looked_for() {
+    for error in [
+        PosError::Upstream(crate::error::VendorResponse {
+            vendor: Vendor::Treez,
+            status: 400,
+            body: serde_json::json!({}),
+        }),
+        PosError::Unavailable {
+            vendor: Vendor::Treez,
+            message: "circuit open".into(),
+            retry_after: Some(Duration::from_secs(30)),
+            response: None,
+        },
+    ] {
+        let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+        ports
+            .mirror
+            .expect_find_duplicate()
+            .times(1)
+            .returning(|_, _| Ok(None));
+        ports
+            .directory
+            .expect_find()
+            .times(2)
+            .returning(|_| Ok(CustomerPage::default()));
+        let failure = error.clone();
+        ports
+            .directory
+            .expect_create()
+            .times(1)
+            .returning(move |_| Err(failure.clone()));
+        let outcome = ports
+            .build()
+            .create(&catalog(), new_customer("a@b.co"), None)
+            .await;
+        assert_eq!(outcome.unwrap_err(), CustomerError::Pos(error));
+    }
 }

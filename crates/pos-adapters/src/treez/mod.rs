@@ -239,10 +239,15 @@ impl Treez {
                 false,
             )
             .await?;
+        // Records, not usable customers: a skipped record must not make a full page look short.
+        let records = answer
+            .body()
+            .get("data")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         let customers = self.read_customers(answer)?.unwrap_or_default();
         // A short page is the last (Treez gives no total).
-        let next =
-            (customers.len() >= size as usize).then(|| PageToken(format!("{}:{size}", page + 1)));
+        let next = (records >= size as usize).then(|| PageToken(format!("{}:{size}", page + 1)));
         Ok(CustomerPage { customers, next })
     }
 
@@ -316,9 +321,14 @@ async fn fetch_token(
     let request = http
         .request(Method::POST, ["config", "api", "gettokens"])
         .secret_form_field("client_id", client_id)
-        .secret_form_field("apikey", api_key);
+        .secret_form_field("apikey", api_key)
+        .accept_status(StatusCode::NOT_FOUND);
     // A token grant changes nothing at Treez, so it may be retried like a read.
     let answer = http.read(request).await?;
+    if answer.status() == StatusCode::NOT_FOUND {
+        // No such dispensary: the store's config is wrong, not "no such customer".
+        return Err(PosError::Upstream(answer.vendor_response()));
+    }
     let token: wire::TokenAnswer = answer.json()?;
     let lifetime = token
         .expires_in

@@ -48,7 +48,15 @@ impl Envelope {
     pub fn customers(&self) -> Result<Vec<Customer>, String> {
         match &self.data {
             Value::Null => Ok(Vec::new()),
-            Value::Array(items) => items.iter().map(customer).collect(),
+            // One unusable record (no id, no name) must not hide the rest of a page.
+            Value::Array(items) => Ok(items
+                .iter()
+                .filter_map(|item| {
+                    customer(item)
+                        .map_err(|problem| tracing::warn!(vendor = "treez", %problem, "skipped a customer record"))
+                        .ok()
+                })
+                .collect()),
             object @ Value::Object(_) => customer(object).map(|c| vec![c]),
             _ => Err("data is neither a customer nor a list".to_owned()),
         }
