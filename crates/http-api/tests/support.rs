@@ -93,16 +93,7 @@ pub async fn spawn_app_with_key(db: Db, key: JwtKey) -> TestApp {
 impl TestApp {
     /// Adds a store with `vendor` and catalog `catalog`; returns the store id.
     pub async fn add_store(&self, catalog: &str, vendor: domain::Vendor) -> domain::StoreId {
-        let stores = self.database.stores();
-        let store = stores
-            .add_store(&format!("store of {catalog}"), vendor, &json!({}))
-            .await
-            .unwrap();
-        stores
-            .add_catalog(store.id, &domain::CatalogId::parse(catalog).unwrap())
-            .await
-            .unwrap();
-        store.id
+        self.insert_store(catalog, vendor, &json!({})).await
     }
 
     /// Adds a store on a vendor POS with `config` (credentials, `base_url` to a double) and
@@ -114,13 +105,22 @@ impl TestApp {
         config: Value,
     ) -> domain::StoreId {
         pos_adapters::validate_config(vendor, &config).unwrap();
+        self.insert_store(catalog, vendor, &config).await
+    }
+
+    async fn insert_store(
+        &self,
+        catalog: &str,
+        vendor: domain::Vendor,
+        config: &Value,
+    ) -> domain::StoreId {
         let stores = self
             .database
             .clone()
             .with_credentials_key(self.config.credentials_key.clone())
             .stores();
         let store = stores
-            .add_store(&format!("store of {catalog}"), vendor, &config)
+            .add_store(&format!("store of {catalog}"), vendor, config)
             .await
             .unwrap();
         stores
