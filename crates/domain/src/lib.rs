@@ -1,6 +1,7 @@
 //! The heart of pos-gateway: the customer entity, value types that can only hold valid values,
 //! the validation messages of the contract, the ports the outside world implements (the POS,
-//! the mirror, the store registry, the idempotency store) and the use cases that combine them.
+//! the mirror, the store registry, the idempotency store, the outbox of pending vendor creates)
+//! and the use cases that combine them.
 //!
 //! This crate does no I/O and must not depend on actix, diesel, reqwest or any other crate of
 //! the workspace: every other crate depends on it, never the reverse.
@@ -19,11 +20,12 @@ pub use customer::{
 pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
     Capabilities, CatalogId, Claim, CustomerDirectory, CustomerMirror, DuplicateKeys,
-    IdempotencyKey, IdempotencyStore, Operation, OptionalField, PosConnections, Store, StoreId,
-    StoreRegistry, Vendor,
+    IdempotencyKey, IdempotencyStore, Operation, OptionalField, PendingCreate, PendingCreateId,
+    PendingCreates, PosConnections, Store, StoreId, StoreRegistry, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
 pub use service::{
-    BulkItem, CreateOutcome, CustomerService, DataSource, Listing, ServiceSettings, SyncPage,
+    BulkItem, CreateOutcome, CustomerService, DataSource, Listing, RecoveryReport, ServiceSettings,
+    SyncPage,
 };
 pub use validation::{FieldError, ValidationErrors};

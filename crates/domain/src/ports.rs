@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::customer::{Customer, CustomerId, CustomerPatch, NewCustomer};
@@ -237,6 +238,9 @@ pub trait StoreRegistry: Send + Sync {
         &self,
         catalog: &CatalogId,
     ) -> Result<Option<Store>, RepositoryError>;
+
+    /// The store with this id; `None` once it has been deleted.
+    async fn store_by_id(&self, id: StoreId) -> Result<Option<Store>, RepositoryError>;
 }
 
 /// Opens the POS port for a store. Implementations may cache one directory per store.
@@ -285,6 +289,63 @@ pub trait CustomerMirror: Send + Sync {
         store: StoreId,
         keys: &DuplicateKeys,
     ) -> Result<Option<Customer>, RepositoryError>;
+}
+
+/// An entry of the [`PendingCreates`] journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PendingCreateId(pub i64);
+
+impl std::fmt::Display for PendingCreateId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A vendor create that was journaled before it was sent and has not been accounted for: the
+/// process may have died between the vendor's create and the mirror write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingCreate {
+    pub id: PendingCreateId,
+    pub store: StoreId,
+    /// The customer that was sent; `Err` when the stored copy no longer reads back.
+    pub customer: Result<NewCustomer, RepositoryError>,
+    pub recorded_at: DateTime<Utc>,
+    /// How many times recovery has looked and the vendor definitively did not have it.
+    pub attempts: u32,
+}
+
+/// The outbox of vendor creates: an entry is recorded before the vendor call and settled once
+/// the outcome is known to the mirror (or the vendor said no), so a create a crash cut short
+/// is left here for `CustomerService::recover_pending`.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PendingCreates: Send + Sync {
+    /// Journals a create about to be sent to `store`'s vendor.
+    async fn record(
+        &self,
+        store: StoreId,
+        customer: &NewCustomer,
+    ) -> Result<PendingCreateId, RepositoryError>;
+
+    /// The create is accounted for: forgets it. Settling an entry already gone is not an error.
+    async fn settle(&self, id: PendingCreateId) -> Result<(), RepositoryError>;
+
+    /// Up to `limit` entries recorded more than `older_than` ago and not looked at in the last
+    /// `older_than` either, oldest first.
+    async fn orphans(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingCreate>, RepositoryError>;
+
+    /// Counts one more definitive "the vendor does not have it" and marks the entry looked at
+    /// now. Counted once however many instances looked: only when `attempts` is still what
+    /// `entry` says.
+    async fn note_attempt(&self, entry: &PendingCreate) -> Result<(), RepositoryError>;
+
+    /// Marks the entry looked at now without counting an attempt (the vendor could not be
+    /// asked), so the next passes look at the others first.
+    async fn postpone(&self, id: PendingCreateId) -> Result<(), RepositoryError>;
 }
 
 /// An `Idempotency-Key` with what it is for: `scope` (catalog and operation) and a

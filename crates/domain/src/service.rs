@@ -1,5 +1,6 @@
 //! The use cases: what a kiosk can ask of a store's customers, whatever POS the store runs.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,8 @@ use crate::customer::{Customer, CustomerId, CustomerPatch, NewCustomer};
 use crate::error::{CustomerError, PosError};
 use crate::ports::{
     Capabilities, CatalogId, Claim, CustomerDirectory, CustomerMirror, IdempotencyKey,
-    IdempotencyStore, Operation, OptionalField, PosConnections, Store, StoreRegistry, Vendor,
+    IdempotencyStore, Operation, OptionalField, PendingCreate, PendingCreateId, PendingCreates,
+    PosConnections, Store, StoreId, StoreRegistry, Vendor,
 };
 use crate::query::{CustomerQuery, PageToken};
 use crate::validation::{FieldError, ValidationErrors};
@@ -62,6 +64,27 @@ pub enum CreateOutcome {
 /// One bulk item's outcome, in input order.
 pub type BulkItem = Result<CreateOutcome, CustomerError>;
 
+/// What one [`CustomerService::recover_pending`] pass did with the journaled creates it found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Found (in the mirror, or at the vendor and then written to the mirror): settled.
+    pub recovered: usize,
+    /// Not at the vendor: counted, and looked for again on a later pass.
+    pub not_found: usize,
+    /// Given up: not at the vendor after `recovery_attempts` looks, nothing to look it up by,
+    /// an unreadable entry, or its store is gone.
+    pub dropped: usize,
+    /// Could not be looked for now (vendor unreachable, database error): kept for a later pass.
+    pub deferred: usize,
+}
+
+impl RecoveryReport {
+    /// Entries the pass looked at.
+    pub fn examined(&self) -> usize {
+        self.recovered + self.not_found + self.dropped + self.deferred
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ServiceSettings {
     /// Bulk items in flight at once for one request.
@@ -71,22 +94,81 @@ pub struct ServiceSettings {
     /// After a create whose outcome is unknown (timeout, cut connection, 5xx, unreadable
     /// answer), how long to let the vendor finish before looking for the customer there.
     pub reconcile_after: Duration,
+    /// How old a journaled create must be before recovery looks at it: longer than a request
+    /// can still be working on it, in this instance or another sharing the database (see
+    /// [`ServiceSettings::orphan_age_for`]).
+    pub orphan_age: Duration,
+    /// Definitive "not at the vendor" answers after which recovery gives an entry up.
+    pub recovery_attempts: u32,
+}
+
+/// Added to the orphan age for the database writes around a create and the clocks of several
+/// instances not agreeing exactly.
+const ORPHAN_MARGIN: Duration = Duration::from_secs(1);
+const DEFAULT_POS_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ServiceSettings {
+    /// The defaults, with the orphan age that follows `pos_timeout` (the most one vendor call
+    /// may take, retries included).
+    pub fn for_pos_timeout(pos_timeout: Duration) -> Self {
+        let defaults = Self::default();
+        Self {
+            orphan_age: Self::orphan_age_for(pos_timeout, defaults.reconcile_after),
+            ..defaults
+        }
+    }
+
+    /// The longest a request can still be working on a create it journaled, plus a margin:
+    /// the token and the create calls (2 x `pos_timeout`), the pause before looking for a lost
+    /// answer (`reconcile_after`), and that look, one search per key (3 x `pos_timeout`).
+    /// 7 s with a 1 s POS timeout; 52 s with the default 10 s.
+    pub fn orphan_age_for(pos_timeout: Duration, reconcile_after: Duration) -> Duration {
+        pos_timeout
+            .saturating_mul(5)
+            .saturating_add(reconcile_after)
+            .saturating_add(ORPHAN_MARGIN)
+    }
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
+        let reconcile_after = Duration::from_secs(1);
         Self {
             bulk_concurrency: 4,
             idempotency_wait: Duration::from_secs(15),
-            reconcile_after: Duration::from_secs(1),
+            reconcile_after,
+            orphan_age: Self::orphan_age_for(DEFAULT_POS_TIMEOUT, reconcile_after),
+            recovery_attempts: 3,
         }
     }
 }
+
+/// What a look for a customer at the POS found.
+enum PosLookup {
+    Found(Box<Customer>),
+    /// Searched by at least one key: not there.
+    Absent,
+    /// The POS cannot search by any key this customer has.
+    Unsearchable,
+}
+
+/// What recovery did with one journaled create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryOutcome {
+    Mirrored,
+    NotFound,
+    Dropped,
+    Deferred,
+}
+
+/// The stores one recovery pass has opened (`None`: deleted), by id.
+type OpenedStores = HashMap<StoreId, Option<(Store, Arc<dyn CustomerDirectory>)>>;
 
 pub struct CustomerService {
     stores: Arc<dyn StoreRegistry>,
     mirror: Arc<dyn CustomerMirror>,
     idempotency: Arc<dyn IdempotencyStore>,
+    pending: Arc<dyn PendingCreates>,
     connections: Arc<dyn PosConnections>,
     settings: ServiceSettings,
 }
@@ -126,6 +208,7 @@ impl CustomerService {
         stores: Arc<dyn StoreRegistry>,
         mirror: Arc<dyn CustomerMirror>,
         idempotency: Arc<dyn IdempotencyStore>,
+        pending: Arc<dyn PendingCreates>,
         connections: Arc<dyn PosConnections>,
         settings: ServiceSettings,
     ) -> Self {
@@ -133,9 +216,15 @@ impl CustomerService {
             stores,
             mirror,
             idempotency,
+            pending,
             connections,
             settings,
         }
+    }
+
+    /// What this service was built with (the recovery loop paces itself on the orphan age).
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
     }
 
     async fn store(&self, catalog: &CatalogId) -> Result<Store, CustomerError> {
@@ -377,21 +466,217 @@ impl CustomerService {
         if let Some(existing) = self.find_duplicate(store, directory, &customer).await? {
             return Ok(CreateOutcome::AlreadyExists(existing));
         }
+        if directory.is_mirror() {
+            // The `local` POS writes the mirror itself, in one statement: nothing to journal.
+            return Ok(CreateOutcome::Created(directory.create(&customer).await?));
+        }
+        // Journaled before the vendor can see it, so a crash between the vendor's create and
+        // the mirror write leaves an entry for `recover_pending`. Nothing was sent if this
+        // fails, so the create fails with it rather than go unjournaled.
+        let entry = self.pending.record(store.id, &customer).await?;
         let created = match directory.create(&customer).await {
             Ok(created) => created,
-            Err(error) if !directory.is_mirror() && outcome_unknown(&error) => {
+            Err(error) if outcome_unknown(&error) => {
                 match self.reconcile(store, directory, &customer).await {
                     Some(found) => found,
-                    None => return Err(error.into()),
+                    None => {
+                        // The vendor may still have it: recovery will look again later.
+                        tracing::warn!(store = %store.id, pending = %entry, "create outcome unknown; left for recovery");
+                        return Err(error.into());
+                    }
                 }
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                // A definitive answer: the vendor refused it, or it was never sent.
+                self.settle(store, entry).await;
+                return Err(error.into());
+            }
         };
-        if !directory.is_mirror() {
-            self.copy_to_mirror(store, std::slice::from_ref(&created))
-                .await;
+        match self
+            .mirror
+            .upsert(store.id, std::slice::from_ref(&created))
+            .await
+        {
+            Ok(()) => self.settle(store, entry).await,
+            // The mirror is a cache: the create succeeded. The entry stays, so recovery
+            // writes the customer to the mirror later.
+            Err(e) => {
+                tracing::warn!(store = %store.id, pending = %entry, error = %e, "could not update the mirror; left for recovery");
+            }
         }
         Ok(CreateOutcome::Created(created))
+    }
+
+    /// Forgets a journaled create whose outcome is known. A failure only means recovery will
+    /// find the customer in the mirror (or not at the vendor) later.
+    async fn settle(&self, store: &Store, entry: PendingCreateId) {
+        if let Err(e) = self.pending.settle(entry).await {
+            tracing::warn!(store = %store.id, pending = %entry, error = %e, "could not settle a journaled create");
+        }
+    }
+
+    /// One recovery pass over up to `limit` journaled vendor creates old enough that no
+    /// request can still be working on them (`ServiceSettings::orphan_age`): a crash, or a
+    /// lost answer the request could not reconcile, left them unaccounted for. Each is looked
+    /// for by its e-mail, phone and licence, in the mirror and then at its store's POS.
+    /// Found: written to the mirror and settled. Not at the vendor: counted, and dropped after
+    /// `recovery_attempts` looks (the vendor never created it). Vendor unreachable: kept for
+    /// a later pass. Nothing to look by, unreadable, or its store gone: dropped. Never creates
+    /// anything at a vendor.
+    pub async fn recover_pending(&self, limit: u32) -> Result<RecoveryReport, CustomerError> {
+        let entries = self
+            .pending
+            .orphans(self.settings.orphan_age, limit)
+            .await?;
+        let mut report = RecoveryReport::default();
+        let mut opened = OpenedStores::new();
+        let mut unreachable: HashSet<StoreId> = HashSet::new();
+        for entry in entries {
+            let outcome = self
+                .recover_one(&entry, &mut opened, &mut unreachable)
+                .await;
+            match outcome {
+                EntryOutcome::Mirrored => report.recovered += 1,
+                EntryOutcome::NotFound => report.not_found += 1,
+                EntryOutcome::Dropped => report.dropped += 1,
+                EntryOutcome::Deferred => report.deferred += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn recover_one(
+        &self,
+        entry: &PendingCreate,
+        opened: &mut OpenedStores,
+        unreachable: &mut HashSet<StoreId>,
+    ) -> EntryOutcome {
+        let (store_id, pending) = (entry.store, entry.id);
+        let customer = match &entry.customer {
+            Ok(customer) => customer,
+            Err(e) => {
+                tracing::warn!(store = %store_id, %pending, error = %e, "recovery: dropped an unreadable journaled create");
+                return self.drop_entry(entry).await;
+            }
+        };
+        let keys = customer.duplicate_keys();
+        if keys.is_empty() {
+            tracing::warn!(store = %store_id, %pending, "recovery: dropped a journaled create with no e-mail, phone or licence to look it up by; a sync of the store would copy it if the vendor has it");
+            return self.drop_entry(entry).await;
+        }
+        let (store, directory) = match opened.get(&store_id) {
+            Some(Some((store, directory))) => (store.clone(), directory.clone()),
+            Some(None) => return self.drop_entry(entry).await,
+            None => match self.stores.store_by_id(store_id).await {
+                Ok(Some(store)) => match self.connections.directory_for(&store) {
+                    Ok(directory) => {
+                        opened.insert(store_id, Some((store.clone(), directory.clone())));
+                        (store, directory)
+                    }
+                    Err(e) => {
+                        tracing::warn!(store = %store_id, %pending, error = %e, "recovery: cannot open the store's POS; kept");
+                        unreachable.insert(store_id);
+                        return self.postpone(entry).await;
+                    }
+                },
+                Ok(None) => {
+                    tracing::info!(store = %store_id, %pending, "recovery: dropped a journaled create of a store that no longer exists");
+                    opened.insert(store_id, None);
+                    return self.drop_entry(entry).await;
+                }
+                Err(e) => {
+                    tracing::warn!(store = %store_id, %pending, error = %e, "recovery: cannot read the store; kept");
+                    return EntryOutcome::Deferred;
+                }
+            },
+        };
+        if directory.is_mirror() {
+            // The store is on the `local` POS now, whose storage is the mirror.
+            return self.drop_entry(entry).await;
+        }
+        match self.mirror.find_duplicate(store.id, &keys).await {
+            Ok(Some(_)) => {
+                tracing::info!(store = %store.id, %pending, "recovery: the customer is in the mirror; settled");
+                return self.settle_recovered(entry).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(store = %store.id, %pending, error = %e, "recovery: cannot read the mirror; kept");
+                return EntryOutcome::Deferred;
+            }
+        }
+        if unreachable.contains(&store.id) {
+            return self.postpone(entry).await;
+        }
+        match self.look_up_at_pos(directory.as_ref(), customer).await {
+            Ok(PosLookup::Found(found)) => {
+                match self
+                    .mirror
+                    .upsert(store.id, std::slice::from_ref(found.as_ref()))
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(store = %store.id, %pending, "recovery: found at the vendor and written to the mirror");
+                        self.settle_recovered(entry).await
+                    }
+                    Err(e) => {
+                        tracing::warn!(store = %store.id, %pending, error = %e, "recovery: found at the vendor but cannot write the mirror; kept");
+                        EntryOutcome::Deferred
+                    }
+                }
+            }
+            Ok(PosLookup::Absent) => {
+                let attempts = entry.attempts.saturating_add(1);
+                if attempts >= self.settings.recovery_attempts {
+                    tracing::info!(store = %store.id, %pending, attempts, "recovery: the vendor never created it; dropped");
+                    return self.drop_entry(entry).await;
+                }
+                tracing::info!(store = %store.id, %pending, attempts, "recovery: not at the vendor yet; will look again");
+                match self.pending.note_attempt(entry).await {
+                    Ok(()) => EntryOutcome::NotFound,
+                    Err(e) => {
+                        tracing::warn!(store = %store.id, %pending, error = %e, "recovery: could not count an attempt");
+                        EntryOutcome::Deferred
+                    }
+                }
+            }
+            Ok(PosLookup::Unsearchable) => {
+                tracing::warn!(store = %store.id, %pending, "recovery: dropped a journaled create the POS cannot search for by any of its keys");
+                self.drop_entry(entry).await
+            }
+            Err(e) => {
+                if e.is_unreachable() {
+                    unreachable.insert(store.id);
+                }
+                tracing::warn!(store = %store.id, %pending, error = %e, "recovery: could not ask the vendor; kept");
+                self.postpone(entry).await
+            }
+        }
+    }
+
+    async fn drop_entry(&self, entry: &PendingCreate) -> EntryOutcome {
+        match self.pending.settle(entry.id).await {
+            Ok(()) => EntryOutcome::Dropped,
+            Err(e) => {
+                tracing::warn!(store = %entry.store, pending = %entry.id, error = %e, "recovery: could not drop a journaled create");
+                EntryOutcome::Deferred
+            }
+        }
+    }
+
+    async fn settle_recovered(&self, entry: &PendingCreate) -> EntryOutcome {
+        if let Err(e) = self.pending.settle(entry.id).await {
+            // The customer is in the mirror: the next pass finds it there and settles.
+            tracing::warn!(store = %entry.store, pending = %entry.id, error = %e, "recovery: could not settle a journaled create");
+        }
+        EntryOutcome::Mirrored
+    }
+
+    async fn postpone(&self, entry: &PendingCreate) -> EntryOutcome {
+        if let Err(e) = self.pending.postpone(entry.id).await {
+            tracing::warn!(store = %entry.store, pending = %entry.id, error = %e, "recovery: could not postpone a journaled create");
+        }
+        EntryOutcome::Deferred
     }
 
     /// A create that may have happened though its answer was lost: gives the vendor a moment,
@@ -436,9 +721,30 @@ impl CustomerService {
         if let Some(found) = self.mirror.find_duplicate(store.id, &keys).await? {
             return Ok(Some(found));
         }
-        if directory.is_mirror() || !directory.capabilities().search_customers {
+        if directory.is_mirror() {
             return Ok(None);
         }
+        match self.look_up_at_pos(directory, customer).await? {
+            PosLookup::Found(found) => {
+                self.copy_to_mirror(store, std::slice::from_ref(found.as_ref()))
+                    .await;
+                Ok(Some(*found))
+            }
+            PosLookup::Absent | PosLookup::Unsearchable => Ok(None),
+        }
+    }
+
+    /// Looks for the customer at the POS, one search per key, since POS searches combine
+    /// filters with AND.
+    async fn look_up_at_pos(
+        &self,
+        directory: &dyn CustomerDirectory,
+        customer: &NewCustomer,
+    ) -> Result<PosLookup, PosError> {
+        if !directory.capabilities().search_customers {
+            return Ok(PosLookup::Unsearchable);
+        }
+        let keys = customer.duplicate_keys();
         let base = CustomerQuery {
             limit: 1,
             ..Default::default()
@@ -462,20 +768,28 @@ impl CustomerService {
                 ..base
             });
         }
-        for query in queries {
-            let page = match directory.find(&query).await {
+        let mut searched = false;
+        // One search per key, all at once: against a slow vendor the duplicate check then costs
+        // one round trip, not three. Results are read in key order, so the answer is the same.
+        let pages =
+            futures::future::join_all(queries.iter().map(|query| directory.find(query))).await;
+        for (query, page) in queries.iter().zip(pages) {
+            let page = match page {
                 Ok(page) => page,
-                // This POS cannot search by this key; the mirror was asked already.
+                // This POS cannot search by this key.
                 Err(PosError::Unsupported(_)) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
+            searched = true;
             if let Some(found) = page.customers.into_iter().find(|c| query.matches(c)) {
-                self.copy_to_mirror(store, std::slice::from_ref(&found))
-                    .await;
-                return Ok(Some(found));
+                return Ok(PosLookup::Found(Box::new(found)));
             }
         }
-        Ok(None)
+        Ok(if searched {
+            PosLookup::Absent
+        } else {
+            PosLookup::Unsearchable
+        })
     }
 
     /// The mirror is a cache of the POS: failing to write it must not fail a request whose POS

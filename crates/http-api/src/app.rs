@@ -1,5 +1,6 @@
-//! The actix-web application: routes, middleware (request ids, logs, metrics), health checks
-//! and the server with graceful shutdown.
+//! The actix-web application: routes, middleware (request ids, logs, metrics), health checks,
+//! the server with graceful shutdown, and the background recovery of vendor creates a crash
+//! left out of the mirror.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -21,10 +22,14 @@ use crate::config::{Config, JwtKey};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::routes;
-use crate::state::{AppState, Connections};
+use crate::state::{AppState, CachedStores, Connections, STORE_CACHE_TTL};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+/// Journaled vendor creates one recovery pass looks at, at most.
+const RECOVERY_BATCH: u32 = 100;
+/// The longest pause between recovery passes.
+const RECOVERY_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -100,18 +105,88 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// The use cases over `database` (which must carry the credentials key) and the vendors.
+/// The use cases over `database` (which must carry the credentials key) and the vendors. How
+/// old a journaled vendor create must be before recovery looks for it follows the POS timeout.
 pub fn service(config: &Config, database: &Database) -> CustomerService {
     CustomerService::new(
-        Arc::new(database.stores()),
+        Arc::new(CachedStores::new(
+            Arc::new(database.stores()),
+            STORE_CACHE_TTL,
+        )),
         Arc::new(database.mirror()),
         Arc::new(database.idempotency()),
+        Arc::new(database.outbox()),
         Arc::new(Connections::new(
             database.clone(),
             pos_adapters::Settings::with_timeout(config.pos_timeout),
         )),
-        ServiceSettings::default(),
+        ServiceSettings::for_pos_timeout(config.pos_timeout),
     )
+}
+
+/// The pause between recovery passes: a quarter of the orphan age (so an orphan waits at most
+/// that much past it), between 1 and 10 seconds.
+pub fn recovery_period(settings: &ServiceSettings) -> Duration {
+    (settings.orphan_age / 4).clamp(Duration::from_secs(1), RECOVERY_EVERY)
+}
+
+/// The background task that runs [`CustomerService::recover_pending`] at once and then every
+/// [`recovery_period`], until [`Recovery::stop`].
+pub struct Recovery {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recovery {
+    /// Starts it on the current Tokio runtime; it does not hold up anything else.
+    pub fn spawn(service: Arc<CustomerService>) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(recover_until(service, stopped));
+        Self { stop, task }
+    }
+
+    /// Stops it and waits until it has. A pass cut short is harmless: every step of recovery
+    /// can be repeated, and what it did not reach stays journaled for the next start.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the recovery task ended abnormally");
+        }
+    }
+}
+
+async fn recover_until(
+    service: Arc<CustomerService>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let period = recovery_period(service.settings());
+    tracing::info!(
+        orphan_age_ms =
+            u64::try_from(service.settings().orphan_age.as_millis()).unwrap_or(u64::MAX),
+        period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
+        "recovery of journaled vendor creates started"
+    );
+    loop {
+        let pass = async {
+            match service.recover_pending(RECOVERY_BATCH).await {
+                Ok(report) if report.examined() > 0 => tracing::info!(
+                    recovered = report.recovered,
+                    not_found = report.not_found,
+                    dropped = report.dropped,
+                    deferred = report.deferred,
+                    "recovery pass over journaled vendor creates"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "recovery pass failed; trying again later"),
+            }
+            tokio::time::sleep(period).await;
+        };
+        tokio::select! {
+            _ = &mut stopped => break,
+            () = pass => {}
+        }
+    }
+    tracing::info!("recovery of journaled vendor creates stopped");
 }
 
 /// Builds the application state from the configuration and an open database.
@@ -175,4 +250,22 @@ pub fn server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> 
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     .run();
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_passes_follow_the_orphan_age_within_bounds() {
+        let period = |timeout_ms| {
+            recovery_period(&ServiceSettings::for_pos_timeout(Duration::from_millis(
+                timeout_ms,
+            )))
+        };
+        // 1 s POS timeout: orphans after 7 s, looked for every 1.75 s.
+        assert_eq!(period(1000), Duration::from_millis(1750));
+        assert_eq!(period(10), Duration::from_secs(1));
+        assert_eq!(period(10_000), Duration::from_secs(10));
+    }
 }

@@ -260,11 +260,18 @@ async fn open(config: &Config) -> anyhow::Result<Database> {
     Ok(database)
 }
 
+/// Serves until SIGINT/SIGTERM, recovering journaled vendor creates in the background meanwhile
+/// (from the start, without holding up the listener).
 async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let service = state.service.clone();
+    let server = crate::app::server(state, listener)?;
+    let recovery = crate::app::Recovery::spawn(service);
     tracing::info!(address = %config.listen, "serving");
-    crate::app::server(state, listener)?.await?;
+    let served = server.await;
+    recovery.stop().await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use domain::{
-    CustomerDirectory, CustomerService, Operation, PosConnections, PosError, Store, StoreId, Vendor,
+    CatalogId, CustomerDirectory, CustomerService, Operation, PosConnections, PosError,
+    RepositoryError, Store, StoreId, StoreRegistry, Vendor,
 };
 use persistence::Database;
 
@@ -70,5 +72,70 @@ impl PosConnections for Connections {
             },
         );
         Ok(directory)
+    }
+}
+
+/// How long a catalog's store is reused before it is read again.
+pub const STORE_CACHE_TTL: Duration = Duration::from_secs(2);
+/// More catalogs than any deployment has; past it, the cache starts afresh.
+const STORE_CACHE_MAX: usize = 10_000;
+
+/// Store look-ups kept for [`STORE_CACHE_TTL`]: every request needs its catalog's store, and
+/// reading (and decrypting) it each time doubled the database work of a mirror look-up (see
+/// docs/performance.md). A store changed with the CLI, in another process, is seen within the
+/// TTL. Misses and errors are not kept, so a new catalog works at once.
+pub struct CachedStores {
+    inner: Arc<dyn StoreRegistry>,
+    ttl: Duration,
+    entries: Mutex<HashMap<CatalogId, (Instant, Store)>>,
+}
+
+impl CachedStores {
+    pub fn new(inner: Arc<dyn StoreRegistry>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CatalogId, (Instant, Store)>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreRegistry for CachedStores {
+    async fn store_for_catalog(
+        &self,
+        catalog: &CatalogId,
+    ) -> Result<Option<Store>, RepositoryError> {
+        if let Some((read_at, store)) = self.lock().get(catalog)
+            && read_at.elapsed() < self.ttl
+        {
+            return Ok(Some(store.clone()));
+        }
+        let store = self.inner.store_for_catalog(catalog).await?;
+        let mut entries = self.lock();
+        match &store {
+            Some(store) => {
+                if entries.len() >= STORE_CACHE_MAX {
+                    let ttl = self.ttl;
+                    entries.retain(|_, (read_at, _)| read_at.elapsed() < ttl);
+                    if entries.len() >= STORE_CACHE_MAX {
+                        entries.clear();
+                    }
+                }
+                entries.insert(catalog.clone(), (Instant::now(), store.clone()));
+            }
+            None => {
+                entries.remove(catalog);
+            }
+        }
+        Ok(store)
+    }
+
+    async fn store_by_id(&self, id: StoreId) -> Result<Option<Store>, RepositoryError> {
+        self.inner.store_by_id(id).await
     }
 }

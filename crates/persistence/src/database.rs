@@ -20,6 +20,7 @@ use domain::{RepositoryError, StoreId};
 use crate::credentials::CredentialsKey;
 use crate::idempotency::IdempotencyRecords;
 use crate::mirror::{LocalPos, Mirror};
+use crate::outbox::Outbox;
 use crate::settings::Settings;
 use crate::stores::Stores;
 
@@ -31,6 +32,8 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = 
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 const SQLITE_POOL_SIZE: usize = 8;
 const POSTGRES_POOL_SIZE: usize = 16;
+/// Connections for writes that may skip the wait for the disk (see [`Database::relaxed`]).
+const POSTGRES_RELAXED_POOL_SIZE: usize = 8;
 /// How long to wait for a pooled connection, or to open one: a dead database gives an error.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -87,6 +90,13 @@ enum Location {
 #[derive(Clone)]
 pub struct Database {
     pub(crate) pool: Pool,
+    /// PostgreSQL only: connections with `synchronous_commit = off`, for the mirror's copies
+    /// and the outbox. Their commits survive a crash of the gateway (the server has them) but
+    /// not of the PostgreSQL server itself within its WAL writer delay: fine for a cache that
+    /// the POS refills and a journal whose loss means one missed recovery, and it takes the
+    /// disk flush (milliseconds here) off every vendor create. Customers of the `local` POS,
+    /// idempotency records, stores and settings keep synchronous commits.
+    relaxed: Option<DeadPool<AsyncPgConnection>>,
     location: Arc<Location>,
     /// Seals and opens vendor credentials in store configs; `None`: only empty configs.
     pub(crate) credentials: Option<Arc<CredentialsKey>>,
@@ -109,9 +119,19 @@ impl Database {
     /// its directory) is created when missing.
     pub async fn connect(url: &str) -> Result<Database, PersistenceError> {
         let location = Location::parse(url)?;
+        let mut relaxed = None;
         let pool = match &location {
             Location::Postgres(url) => {
                 let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.custom_setup = Box::new(|url| Box::pin(establish_relaxed(url.to_owned())));
+                let relaxed_manager =
+                    AsyncDieselConnectionManager::new_with_config(url.clone(), config);
+                relaxed = Some(build_pool(
+                    relaxed_manager,
+                    POSTGRES_RELAXED_POOL_SIZE,
+                    Backend::Postgres,
+                )?);
                 Pool::Postgres(build_pool(manager, POSTGRES_POOL_SIZE, Backend::Postgres)?)
             }
             Location::Sqlite(path) => {
@@ -126,6 +146,7 @@ impl Database {
         };
         let database = Database {
             pool,
+            relaxed,
             location: Arc::new(location),
             credentials: None,
         };
@@ -180,6 +201,15 @@ impl Database {
             })?
     }
 
+    /// The pool for writes that need not wait for the disk: the relaxed PostgreSQL pool, or
+    /// the one pool (SQLite, where `synchronous = NORMAL` already applies).
+    pub(crate) fn relaxed(&self) -> Pool {
+        match &self.relaxed {
+            Some(relaxed) => Pool::Postgres(relaxed.clone()),
+            None => self.pool.clone(),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Postgres(_) => Backend::Postgres,
@@ -197,6 +227,11 @@ impl Database {
 
     pub fn idempotency(&self) -> IdempotencyRecords {
         IdempotencyRecords::new(self.clone())
+    }
+
+    /// The journal of vendor creates not yet accounted for in the mirror.
+    pub fn outbox(&self) -> Outbox {
+        Outbox::new(self.clone())
     }
 
     /// The built-in `local` POS of one store.
@@ -304,6 +339,14 @@ fn create_parent_directory(path: &str) -> Result<(), PersistenceError> {
         }
         _ => Ok(()),
     }
+}
+
+async fn establish_relaxed(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(&url).await?;
+    conn.batch_execute("SET synchronous_commit = off")
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteAsyncConnection> {

@@ -1,6 +1,6 @@
 //! pos-gateway's storage: Diesel + diesel-async repositories implementing the domain's ports
-//! (store registry, customer mirror, idempotency records), the built-in `local` POS, and a small
-//! settings table. Vendor credentials in store configs are encrypted at rest (see
+//! (store registry, customer mirror, idempotency records, the outbox of pending vendor creates),
+//! the built-in `local` POS, and a small settings table. Vendor credentials in store configs are encrypted at rest (see
 //! [`CredentialsKey`]). PostgreSQL serves deployments; SQLite is the embedded default. Migrations for
 //! both are embedded in the binary.
 //!
@@ -28,10 +28,16 @@ macro_rules! with_connection {
     };
 }
 
+/// A pool to run [`with_connection!`] on instead of the database's main one.
+pub(crate) struct Relaxed {
+    pub(crate) pool: database::Pool,
+}
+
 mod credentials;
 mod database;
 mod idempotency;
 mod mirror;
+mod outbox;
 mod schema;
 mod settings;
 mod stores;
@@ -40,5 +46,6 @@ pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, K
 pub use database::{Backend, Database, PersistenceError};
 pub use idempotency::IdempotencyRecords;
 pub use mirror::{LocalPos, Mirror};
+pub use outbox::Outbox;
 pub use settings::Settings;
 pub use stores::Stores;

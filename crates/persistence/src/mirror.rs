@@ -298,7 +298,7 @@ impl CustomerMirror for Mirror {
         while !rows.is_empty() {
             let rest = rows.split_off(rows.len().min(UPSERT_CHUNK));
             let chunk = std::mem::replace(&mut rows, rest);
-            match &self.db.pool {
+            match &self.db.relaxed() {
                 Pool::Postgres(pool) => {
                     let mut conn = checkout(pool).await?;
                     diesel_async::RunQueryDsl::execute(upsert_statement!(&chunk), &mut *conn)

@@ -61,6 +61,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pending_creates (id) {
+        id -> BigInt,
+        store_id -> BigInt,
+        customer -> Text,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        attempted_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(catalogs -> stores (store_id));
 diesel::joinable!(customers -> stores (store_id));
-diesel::allow_tables_to_appear_in_same_query!(stores, catalogs, customers);
+diesel::joinable!(pending_creates -> stores (store_id));
+diesel::allow_tables_to_appear_in_same_query!(stores, catalogs, customers, pending_creates);

@@ -183,4 +183,8 @@ impl StoreRegistry for Stores {
     ) -> Result<Option<Store>, RepositoryError> {
         self.find_store(StoreKey::Catalog(catalog)).await
     }
+
+    async fn store_by_id(&self, id: StoreId) -> Result<Option<Store>, RepositoryError> {
+        self.find_store(StoreKey::Id(id)).await
+    }
 }

@@ -15,8 +15,8 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use domain::{
     CatalogId, Claim, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPatch,
     CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, IdempotencyKey, IdempotencyStore,
-    NewCustomer, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, StoreRegistry,
-    Vendor,
+    NewCustomer, PageToken, PendingCreate, PendingCreates, PersonName, Phone, PosError,
+    RepositoryError, StoreId, StoreRegistry, Vendor,
 };
 use persistence::{Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
 use serde_json::json;
@@ -182,11 +182,14 @@ suite!(
     idempotency_wait_sees_completion,
     idempotency_expired_records_are_claimed_anew,
     idempotency_abandoned_records_are_taken_over_once,
-    settings_keep_the_first_value;
+    settings_keep_the_first_value,
+    pending_creates_are_recorded_listed_and_settled,
+    pending_create_looks_are_counted_once_and_spaced;
     with_url:
     credentials_are_encrypted_at_rest,
     credentials_need_the_right_key,
     sealed_configs_do_not_move_between_stores,
+    pending_creates_go_with_their_store_and_unreadable_ones_are_reported,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1258,4 +1261,191 @@ fn database_names_are_replaced_in_urls() {
         with_database("postgres://h:5432", "x"),
         "postgres://h:5432/x"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox of vendor creates
+
+fn new_customer(email: &str) -> NewCustomer {
+    NewCustomer {
+        first_name: PersonName::parse("Jane").unwrap(),
+        last_name: PersonName::parse("Roe").unwrap(),
+        gender: Some(Gender::Female),
+        birthday: chrono::NaiveDate::from_ymd_opt(1985, 2, 3),
+        email: Some(Email::parse(email).unwrap()),
+        phone: Some(Phone::parse("+1 (555) 010-0001").unwrap()),
+        drivers_license: Some("D123-456".to_owned()),
+        notes: Some("prefers \"quotes\" and ünïcödé".to_owned()),
+    }
+}
+
+/// A moment for entries to age past a short `older_than`.
+const AGED: Duration = Duration::from_millis(60);
+const YOUNG: Duration = Duration::from_millis(20);
+
+fn emails(entries: &[PendingCreate]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            e.customer
+                .as_ref()
+                .unwrap()
+                .email
+                .as_ref()
+                .unwrap()
+                .as_str()
+                .to_owned()
+        })
+        .collect()
+}
+
+async fn pending_creates_are_recorded_listed_and_settled(db: Database) {
+    let outbox = db.outbox();
+    let (a, b) = (store(&db, "A").await, store(&db, "B").await);
+    let before = chrono::Utc::now();
+    let first = outbox
+        .record(a, &new_customer("one@example.com"))
+        .await
+        .unwrap();
+    let second = outbox
+        .record(b, &new_customer("two@example.com"))
+        .await
+        .unwrap();
+    let third = outbox
+        .record(a, &new_customer("three@example.com"))
+        .await
+        .unwrap();
+    assert!(first < second && second < third, "ids grow");
+
+    // Young entries are a request still at work: not orphans yet.
+    assert!(
+        outbox
+            .orphans(Duration::from_secs(3600), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(AGED).await;
+    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    assert_eq!(
+        emails(&orphans),
+        ["one@example.com", "two@example.com", "three@example.com"],
+        "oldest first"
+    );
+    let one = &orphans[0];
+    assert_eq!((one.id, one.store, one.attempts), (first, a, 0));
+    assert_eq!(
+        one.customer,
+        Ok(new_customer("one@example.com")),
+        "every field reads back"
+    );
+    assert_eq!(orphans[1].store, b);
+    assert!(one.recorded_at >= before - chrono::TimeDelta::seconds(1));
+    assert!(one.recorded_at <= chrono::Utc::now());
+    assert_eq!(
+        emails(&outbox.orphans(YOUNG, 2).await.unwrap()).len(),
+        2,
+        "limit"
+    );
+
+    outbox.settle(first).await.unwrap();
+    outbox.settle(first).await.unwrap(); // already gone: fine
+    assert_eq!(
+        emails(&outbox.orphans(YOUNG, 10).await.unwrap()),
+        ["two@example.com", "three@example.com"]
+    );
+    outbox.settle(second).await.unwrap();
+    outbox.settle(third).await.unwrap();
+    assert!(outbox.orphans(Duration::ZERO, 10).await.unwrap().is_empty());
+
+    // The store registry finds stores by id too, for recovery.
+    let stores = db.stores();
+    assert_eq!(stores.store_by_id(a).await.unwrap().unwrap().name, "A");
+    assert!(
+        stores
+            .store_by_id(StoreId(a.0 + 1000))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn pending_create_looks_are_counted_once_and_spaced(db: Database) {
+    let outbox = db.outbox();
+    let a = store(&db, "A").await;
+    let looked = outbox
+        .record(a, &new_customer("looked@example.com"))
+        .await
+        .unwrap();
+    let postponed = outbox
+        .record(a, &new_customer("later@example.com"))
+        .await
+        .unwrap();
+    tokio::time::sleep(AGED).await;
+    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    assert_eq!(orphans.len(), 2);
+    let entry = orphans.into_iter().find(|e| e.id == looked).unwrap();
+
+    // Two instances that looked at the same entry count one attempt.
+    outbox.note_attempt(&entry).await.unwrap();
+    outbox.note_attempt(&entry).await.unwrap();
+    outbox.postpone(postponed).await.unwrap();
+    assert!(
+        outbox.orphans(YOUNG, 10).await.unwrap().is_empty(),
+        "just looked at: not again before `older_than`"
+    );
+    tokio::time::sleep(AGED).await;
+    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    assert_eq!(orphans.len(), 2);
+    let again = orphans.iter().find(|e| e.id == looked).unwrap();
+    assert_eq!(again.attempts, 1);
+    let later = orphans.iter().find(|e| e.id == postponed).unwrap();
+    assert_eq!(later.attempts, 0, "a postponed look is not an attempt");
+
+    outbox.note_attempt(again).await.unwrap();
+    tokio::time::sleep(AGED).await;
+    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    assert_eq!(orphans.iter().find(|e| e.id == looked).unwrap().attempts, 2);
+}
+
+async fn pending_creates_go_with_their_store_and_unreadable_ones_are_reported(
+    db: Database,
+    url: String,
+) {
+    let outbox = db.outbox();
+    let (a, b) = (store(&db, "A").await, store(&db, "B").await);
+    outbox
+        .record(a, &new_customer("a@example.com"))
+        .await
+        .unwrap();
+    let kept = outbox
+        .record(b, &new_customer("b@example.com"))
+        .await
+        .unwrap();
+    let broken = outbox
+        .record(b, &new_customer("c@example.com"))
+        .await
+        .unwrap();
+    raw_sql(&url, &format!("DELETE FROM stores WHERE id = {a}")).await;
+    raw_sql(
+        &url,
+        &format!(
+            "UPDATE pending_creates SET customer = '{{\"first_name\": \"\"}}' WHERE id = {broken}"
+        ),
+    )
+    .await;
+    tokio::time::sleep(AGED).await;
+    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    assert_eq!(
+        orphans.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [kept, broken],
+        "store A's entry went with it"
+    );
+    assert!(orphans[0].customer.is_ok());
+    match &orphans[1].customer {
+        Err(RepositoryError::Corrupt(message)) => {
+            assert!(message.contains(&broken.to_string()), "{message}")
+        }
+        other => panic!("expected a corrupt entry, got {other:?}"),
+    }
 }

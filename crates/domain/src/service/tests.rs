@@ -10,8 +10,8 @@ use super::*;
 use crate::customer::{CustomerForm, CustomerStatus, Input};
 use crate::error::{PosError, RepositoryError};
 use crate::ports::{
-    MockCustomerDirectory, MockCustomerMirror, MockIdempotencyStore, MockPosConnections,
-    MockStoreRegistry, StoreId,
+    MockCustomerDirectory, MockCustomerMirror, MockIdempotencyStore, MockPendingCreates,
+    MockPosConnections, MockStoreRegistry, PendingCreate, PendingCreateId, StoreId,
 };
 use crate::query::CustomerPage;
 
@@ -56,6 +56,7 @@ struct Ports {
     stores: MockStoreRegistry,
     mirror: MockCustomerMirror,
     idempotency: MockIdempotencyStore,
+    pending: MockPendingCreates,
     directory: MockCustomerDirectory,
     vendor: Vendor,
 }
@@ -71,6 +72,9 @@ impl Ports {
         stores
             .expect_store_for_catalog()
             .returning(move |c| Ok((c.as_str() == "kiosk-1").then(|| store(vendor))));
+        stores
+            .expect_store_by_id()
+            .returning(move |id| Ok((id == StoreId(7)).then(|| store(vendor))));
         let mut directory = MockCustomerDirectory::new();
         directory.expect_vendor().return_const(vendor);
         directory.expect_is_mirror().return_const(is_mirror);
@@ -78,9 +82,25 @@ impl Ports {
             stores,
             mirror: MockCustomerMirror::new(),
             idempotency: MockIdempotencyStore::new(),
+            pending: MockPendingCreates::new(),
             directory,
             vendor,
         }
+    }
+
+    /// The create is journaled once, as entry 11 of store 7, and that entry settled `settled`
+    /// times (0: left for recovery).
+    fn expect_journal(&mut self, settled: usize) {
+        self.pending
+            .expect_record()
+            .withf(|store, c| *store == StoreId(7) && c.first_name.as_str() == "John")
+            .times(1)
+            .returning(|_, _| Ok(PendingCreateId(11)));
+        self.pending
+            .expect_settle()
+            .with(eq(PendingCreateId(11)))
+            .times(settled)
+            .returning(|_| Ok(()));
     }
 
     fn capabilities(mut self, capabilities: Capabilities) -> Self {
@@ -102,15 +122,20 @@ impl Ports {
             Arc::new(self.stores),
             Arc::new(self.mirror),
             Arc::new(self.idempotency),
+            Arc::new(self.pending),
             Arc::new(connections),
             ServiceSettings {
                 bulk_concurrency: 2,
                 idempotency_wait: Duration::from_millis(10),
                 reconcile_after: Duration::from_millis(1),
+                orphan_age: ORPHAN_AGE,
+                recovery_attempts: 3,
             },
         )
     }
 }
+
+const ORPHAN_AGE: Duration = Duration::from_secs(7);
 
 fn unavailable() -> PosError {
     PosError::Unavailable {
@@ -124,6 +149,7 @@ fn unavailable() -> PosError {
 #[tokio::test]
 async fn create_writes_to_the_pos_once_and_copies_to_the_mirror() {
     let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports.expect_journal(1);
     ports
         .mirror
         .expect_find_duplicate()
@@ -186,11 +212,17 @@ async fn a_duplicate_found_by_pos_search_is_reported_and_mirrored() {
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
-    ports.directory.expect_find().times(1).returning(|q| {
-        assert_eq!(q.email.as_deref(), Some("john@example.com"));
-        Ok(CustomerPage {
-            customers: vec![customer("5", "john@example.com")],
-            next: None,
+    // One search per key (e-mail and phone), at once; the e-mail's finds the customer.
+    ports.directory.expect_find().times(2).returning(|q| {
+        Ok(match q.email.as_deref() {
+            Some(email) => {
+                assert_eq!(email, "john@example.com");
+                CustomerPage {
+                    customers: vec![customer("5", "john@example.com")],
+                    next: None,
+                }
+            }
+            None => CustomerPage::default(),
         })
     });
     ports
@@ -218,6 +250,7 @@ async fn the_local_pos_is_not_searched_twice_nor_mirrored() {
         .returning(|_, _| Ok(None));
     ports.directory.expect_find().never();
     ports.mirror.expect_upsert().never();
+    ports.pending.expect_record().never();
     ports.directory.expect_create().times(1).returning(|c| {
         Ok(c.clone()
             .into_customer(CustomerId::parse("1").unwrap(), CustomerStatus::active()))
@@ -361,6 +394,8 @@ async fn a_failed_create_releases_its_key_and_saves_nothing() {
         .expect_create()
         .times(1)
         .returning(|_| Err(unavailable()));
+    // A 503 may have been done all the same: left for recovery.
+    ports.expect_journal(0);
     ports
         .idempotency
         .expect_release()
@@ -705,6 +740,7 @@ async fn capabilities_of_a_vendor_without_an_adapter_are_all_false() {
         Arc::new(stores),
         Arc::new(MockCustomerMirror::new()),
         Arc::new(MockIdempotencyStore::new()),
+        Arc::new(MockPendingCreates::new()),
         Arc::new(connections),
         ServiceSettings::default(),
     );
@@ -792,6 +828,7 @@ async fn the_duplicate_check_skips_keys_the_pos_cannot_search_by() {
         .times(1)
         .returning(|_| Ok(customer("5", "a@b.co")));
     ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    ports.expect_journal(1);
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("a@b.co"), None)
@@ -828,15 +865,19 @@ async fn a_create_whose_answer_was_lost_is_found_at_the_pos_and_not_repeated() {
     ports
         .directory
         .expect_find()
-        .times(1)
+        .times(2)
         .in_sequence(&mut seq)
-        .returning(|_| {
-            Ok(CustomerPage {
-                customers: vec![customer("77", "a@b.co")],
-                next: None,
+        .returning(|q| {
+            Ok(match q.email {
+                Some(_) => CustomerPage {
+                    customers: vec![customer("77", "a@b.co")],
+                    next: None,
+                },
+                None => CustomerPage::default(),
             })
         });
     ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    ports.expect_journal(1);
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("a@b.co"), None)
@@ -861,6 +902,7 @@ async fn a_create_refused_or_never_sent_is_not_looked_for() {
             retry_after: Some(Duration::from_secs(30)),
             response: None,
         },
+        PosError::Rejected(ValidationErrors::single("email", FieldError::Invalid)),
     ] {
         let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
         ports
@@ -879,10 +921,448 @@ async fn a_create_refused_or_never_sent_is_not_looked_for() {
             .expect_create()
             .times(1)
             .returning(move |_| Err(failure.clone()));
+        // The vendor said no (or was never asked): nothing for recovery to look for.
+        ports.expect_journal(1);
         let outcome = ports
             .build()
             .create(&catalog(), new_customer("a@b.co"), None)
             .await;
-        assert_eq!(outcome.unwrap_err(), CustomerError::Pos(error));
+        assert_eq!(outcome.unwrap_err(), CustomerError::from(error));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox of vendor creates: journaling in `create`, and `recover_pending`.
+
+fn timeout() -> PosError {
+    PosError::Timeout {
+        vendor: Vendor::Treez,
+        after: Duration::from_secs(10),
+    }
+}
+
+/// A vendor POS with nobody in the mirror nor at the vendor before the create.
+fn vendor_pos_with_no_duplicate() -> Ports {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports
+        .directory
+        .expect_find()
+        .returning(|_| Ok(CustomerPage::default()));
+    ports
+}
+
+#[tokio::test]
+async fn a_vendor_create_is_journaled_before_the_call_and_settled_after_the_mirror_write() {
+    let mut ports = vendor_pos_with_no_duplicate();
+    let mut seq = mockall::Sequence::new();
+    ports
+        .pending
+        .expect_record()
+        .withf(|store, c| *store == StoreId(7) && c == &new_customer("a@b.co"))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(PendingCreateId(11)));
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(customer("42", "a@b.co")));
+    ports
+        .mirror
+        .expect_upsert()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    ports
+        .pending
+        .expect_settle()
+        .with(eq(PendingCreateId(11)))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert_eq!(
+        outcome.unwrap(),
+        CreateOutcome::Created(customer("42", "a@b.co"))
+    );
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_written_stops_the_create_before_the_vendor() {
+    let mut ports = vendor_pos_with_no_duplicate();
+    ports
+        .pending
+        .expect_record()
+        .times(1)
+        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+    ports.directory.expect_create().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert_eq!(
+        outcome.unwrap_err(),
+        CustomerError::Repository(RepositoryError::Unavailable("down".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_the_request_cannot_find_stays_journaled_for_recovery() {
+    let mut ports = vendor_pos_with_no_duplicate();
+    ports.expect_journal(0);
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .returning(|_| Err(timeout()));
+    ports.mirror.expect_upsert().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert_eq!(outcome.unwrap_err(), CustomerError::Pos(timeout()));
+}
+
+#[tokio::test]
+async fn a_mirror_write_failure_after_a_create_leaves_it_for_recovery() {
+    let mut ports = vendor_pos_with_no_duplicate();
+    ports.expect_journal(0);
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .returning(|_| Ok(customer("42", "a@b.co")));
+    ports
+        .mirror
+        .expect_upsert()
+        .times(1)
+        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert_eq!(
+        outcome.unwrap(),
+        CreateOutcome::Created(customer("42", "a@b.co")),
+        "the vendor created it: the kiosk gets its 201"
+    );
+}
+
+#[tokio::test]
+async fn every_bulk_item_sent_to_the_vendor_is_journaled() {
+    let mut ports = vendor_pos_with_no_duplicate();
+    ports.pending.expect_record().times(2).returning(|_, c| {
+        let id = if c.email.as_ref().unwrap().as_str() == "one@b.co" {
+            1
+        } else {
+            2
+        };
+        Ok(PendingCreateId(id))
+    });
+    ports
+        .pending
+        .expect_settle()
+        .withf(|id| *id == PendingCreateId(1) || *id == PendingCreateId(2))
+        .times(2)
+        .returning(|_| Ok(()));
+    ports
+        .directory
+        .expect_create()
+        .times(2)
+        .returning(|c| Ok(customer("5", c.email.as_ref().unwrap().as_str())));
+    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    let items = vec![Ok(new_customer("one@b.co")), Ok(new_customer("two@b.co"))];
+    let results = ports
+        .build()
+        .bulk_create(&catalog(), items, None)
+        .await
+        .unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(CreateOutcome::Created(_))))
+    );
+}
+
+fn entry(id: i64, attempts: u32) -> PendingCreate {
+    PendingCreate {
+        id: PendingCreateId(id),
+        store: StoreId(7),
+        customer: Ok(new_customer(&format!("c{id}@b.co"))),
+        recorded_at: chrono::Utc::now(),
+        attempts,
+    }
+}
+
+/// Recovery finds `entries` (and checks it asks for orphans older than the orphan age).
+fn orphans(ports: &mut Ports, entries: Vec<PendingCreate>) {
+    ports
+        .pending
+        .expect_orphans()
+        .with(eq(ORPHAN_AGE), eq(50))
+        .times(1)
+        .returning(move |_, _| Ok(entries.clone()));
+}
+
+fn report(recovered: usize, not_found: usize, dropped: usize, deferred: usize) -> RecoveryReport {
+    RecoveryReport {
+        recovered,
+        not_found,
+        dropped,
+        deferred,
+    }
+}
+
+#[test]
+fn the_orphan_age_outlasts_the_longest_request() {
+    assert_eq!(
+        ServiceSettings::orphan_age_for(Duration::from_secs(1), Duration::from_secs(1)),
+        Duration::from_secs(7)
+    );
+    let settings = ServiceSettings::for_pos_timeout(Duration::from_secs(10));
+    assert_eq!(settings.orphan_age, Duration::from_secs(52));
+    assert_eq!(ServiceSettings::default().orphan_age, settings.orphan_age);
+    // Longer than a create, the pause before looking for a lost answer and that look.
+    let timeout = Duration::from_millis(1500);
+    let age = ServiceSettings::for_pos_timeout(timeout).orphan_age;
+    assert!(age > timeout * 5 + settings.reconcile_after);
+}
+
+#[tokio::test]
+async fn recovery_with_nothing_pending_asks_nobody() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    orphans(&mut ports, Vec::new());
+    ports.directory.expect_find().never();
+    ports.mirror.expect_find_duplicate().never();
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, RecoveryReport::default());
+    assert_eq!(done.examined(), 0);
+}
+
+#[tokio::test]
+async fn recovery_finds_a_customer_the_vendor_created_and_mirrors_it() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    orphans(&mut ports, vec![entry(1, 0)]);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .withf(|store, keys| *store == StoreId(7) && keys.email.as_deref() == Some("c1@b.co"))
+        .times(1)
+        .returning(|_, _| Ok(None));
+    ports.directory.expect_find().times(2).returning(|q| {
+        Ok(match q.email.as_deref() {
+            Some(email) => {
+                assert_eq!(email, "c1@b.co");
+                CustomerPage {
+                    customers: vec![customer("77", "c1@b.co")],
+                    next: None,
+                }
+            }
+            None => CustomerPage::default(),
+        })
+    });
+    let mut seq = mockall::Sequence::new();
+    ports
+        .mirror
+        .expect_upsert()
+        .withf(|store, cs| *store == StoreId(7) && cs == [customer("77", "c1@b.co")])
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    ports
+        .pending
+        .expect_settle()
+        .with(eq(PendingCreateId(1)))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    ports.directory.expect_create().never();
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn recovery_settles_a_customer_already_in_the_mirror_without_asking_the_vendor() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    orphans(&mut ports, vec![entry(1, 0)]);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(Some(customer("77", "c1@b.co"))));
+    ports.directory.expect_find().never();
+    ports.mirror.expect_upsert().never();
+    ports
+        .pending
+        .expect_settle()
+        .with(eq(PendingCreateId(1)))
+        .times(1)
+        .returning(|_| Ok(()));
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn recovery_counts_a_customer_not_at_the_vendor_and_drops_it_after_the_last_look() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    // Entry 1 has not been looked for yet; entry 2 was not at the vendor twice already.
+    orphans(&mut ports, vec![entry(1, 0), entry(2, 2)]);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    // Every key is searched: e-mail and phone, for each entry.
+    ports
+        .directory
+        .expect_find()
+        .times(4)
+        .returning(|_| Ok(CustomerPage::default()));
+    ports
+        .pending
+        .expect_note_attempt()
+        .withf(|e| e.id == PendingCreateId(1) && e.attempts == 0)
+        .times(1)
+        .returning(|_| Ok(()));
+    ports
+        .pending
+        .expect_settle()
+        .with(eq(PendingCreateId(2)))
+        .times(1)
+        .returning(|_| Ok(()));
+    ports.mirror.expect_upsert().never();
+    ports.directory.expect_create().never();
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(0, 1, 1, 0));
+}
+
+#[tokio::test]
+async fn recovery_keeps_entries_while_the_vendor_is_unreachable_and_asks_it_once_per_pass() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    orphans(&mut ports, vec![entry(1, 0), entry(2, 1)]);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    // One look-up for the store (its two key searches at once), none for the second entry.
+    ports
+        .directory
+        .expect_find()
+        .times(2)
+        .returning(|_| Err(timeout()));
+    ports
+        .pending
+        .expect_postpone()
+        .withf(|id| *id == PendingCreateId(1) || *id == PendingCreateId(2))
+        .times(2)
+        .returning(|_| Ok(()));
+    ports.pending.expect_settle().never();
+    ports.pending.expect_note_attempt().never();
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(0, 0, 0, 2));
+}
+
+#[tokio::test]
+async fn recovery_keeps_a_found_customer_it_cannot_write_to_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    orphans(&mut ports, vec![entry(1, 0)]);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports.directory.expect_find().returning(|_| {
+        Ok(CustomerPage {
+            customers: vec![customer("77", "c1@b.co")],
+            next: None,
+        })
+    });
+    ports
+        .mirror
+        .expect_upsert()
+        .times(1)
+        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+    ports.pending.expect_settle().never();
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(0, 0, 0, 1));
+}
+
+#[tokio::test]
+async fn recovery_drops_what_cannot_be_looked_for() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    let no_keys = NewCustomer {
+        email: None,
+        phone: None,
+        drivers_license: None,
+        ..new_customer("x@b.co")
+    };
+    let entries = vec![
+        PendingCreate {
+            customer: Ok(no_keys),
+            ..entry(1, 0)
+        },
+        PendingCreate {
+            customer: Err(RepositoryError::Corrupt("not JSON".into())),
+            ..entry(2, 0)
+        },
+        // Its store was deleted.
+        PendingCreate {
+            store: StoreId(8),
+            ..entry(3, 0)
+        },
+    ];
+    orphans(&mut ports, entries);
+    ports.mirror.expect_find_duplicate().never();
+    ports.directory.expect_find().never();
+    ports
+        .pending
+        .expect_settle()
+        .withf(|id| (1..=3).contains(&id.0))
+        .times(3)
+        .returning(|_| Ok(()));
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(0, 0, 3, 0));
+}
+
+#[tokio::test]
+async fn recovery_drops_a_customer_the_pos_cannot_search_for() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    orphans(&mut ports, vec![entry(1, 0)]);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports
+        .directory
+        .expect_find()
+        .times(2)
+        .returning(|_| Err(PosError::Unsupported(Operation::SearchCustomers)));
+    ports
+        .pending
+        .expect_settle()
+        .with(eq(PendingCreateId(1)))
+        .times(1)
+        .returning(|_| Ok(()));
+    ports.pending.expect_note_attempt().never();
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(0, 0, 1, 0));
+}
+
+#[tokio::test]
+async fn recovery_fails_only_when_the_journal_cannot_be_read() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .pending
+        .expect_orphans()
+        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+    let error = ports.build().recover_pending(50).await.unwrap_err();
+    assert_eq!(
+        error,
+        CustomerError::Repository(RepositoryError::Unavailable("down".into()))
+    );
 }
