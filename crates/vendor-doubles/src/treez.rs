@@ -9,7 +9,7 @@
 //! `GET customer/lastUpdated/after/{timestamp}/page/{page}/pagesize/{size}`,
 //! `POST customer/detailcustomer` (create), `PUT customer/{id}` (update, sparse).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,6 +49,9 @@ struct State {
     token_lifetime: Mutex<Duration>,
     tokens: Mutex<HashMap<String, Instant>>,
     customers: Mutex<BTreeMap<u64, Map<String, Value>>>,
+    /// Search keys ([`search_keys`]) to customer ids, as a vendor's indexes: the benchmarks
+    /// create tens of thousands of customers, and a scan per search would measure the double.
+    index: Mutex<HashMap<String, BTreeSet<u64>>>,
     next_id: AtomicU64,
     shared: Arc<Shared>,
 }
@@ -93,6 +96,7 @@ impl TreezDouble {
             token_lifetime: Mutex::new(Duration::from_secs(2 * 3600)),
             tokens: Mutex::new(HashMap::new()),
             customers: Mutex::new(BTreeMap::new()),
+            index: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             shared: shared.clone(),
         });
@@ -289,6 +293,7 @@ async fn get(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
 async fn search_by(
     state: &State,
     request: &HttpRequest,
+    kind: &str,
     matches: impl Fn(&Map<String, Value>, &str) -> bool,
 ) -> HttpResponse {
     let after = match enter(state, Op::Search, request, &[]).await {
@@ -296,12 +301,19 @@ async fn search_by(
         Err(response) => return response,
     };
     let value = request.match_info().get("value").unwrap_or_default();
-    let found: Vec<Value> = lock(&state.customers)
-        .values()
-        .filter(|c| matches(c, value))
-        .cloned()
-        .map(Value::Object)
-        .collect();
+    let ids: Vec<u64> = lock(&state.index)
+        .get(&format!("{kind}:{}", normal(kind, value)))
+        .map(|ids| ids.iter().copied().collect())
+        .unwrap_or_default();
+    let found: Vec<Value> = {
+        let customers = lock(&state.customers);
+        ids.iter()
+            .filter_map(|id| customers.get(id))
+            .filter(|c| matches(c, value))
+            .cloned()
+            .map(Value::Object)
+            .collect()
+    };
     let normal = if found.is_empty() {
         not_found()
     } else {
@@ -311,21 +323,21 @@ async fn search_by(
 }
 
 async fn by_email(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
-    search_by(&state, &request, |c, v| {
+    search_by(&state, &request, "email", |c, v| {
         text(c, "email").is_some_and(|e| e.eq_ignore_ascii_case(v))
     })
     .await
 }
 
 async fn by_phone(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
-    search_by(&state, &request, |c, v| {
+    search_by(&state, &request, "phone", |c, v| {
         text(c, "phone").is_some_and(|p| digits(p) == digits(v))
     })
     .await
 }
 
 async fn by_license(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
-    search_by(&state, &request, |c, v| {
+    search_by(&state, &request, "drivers_license", |c, v| {
         text(c, "drivers_license").is_some_and(|l| l.eq_ignore_ascii_case(v))
     })
     .await
@@ -461,8 +473,37 @@ fn insert_new(state: &State, object: &mut Map<String, Value>) -> String {
     ] {
         object.entry(field).or_insert(Value::Null);
     }
-    lock(&state.customers).insert(id, object.clone());
+    let mut customers = lock(&state.customers);
+    let mut index = lock(&state.index);
+    for key in search_keys(object) {
+        index.entry(key).or_default().insert(id);
+    }
+    customers.insert(id, object.clone());
     id.to_string()
+}
+
+/// How each search compares its value: e-mails and licences without case, phones by digits.
+fn normal(kind: &str, value: &str) -> String {
+    match kind {
+        "phone" => digits(value),
+        _ => value.trim().to_lowercase(),
+    }
+}
+
+/// The index keys of a customer: `kind:normal value` for each searchable field it has.
+fn search_keys(customer: &Map<String, Value>) -> Vec<String> {
+    ["email", "phone", "drivers_license"]
+        .into_iter()
+        .filter_map(|kind| Some(format!("{kind}:{}", normal(kind, text(customer, kind)?))))
+        .collect()
+}
+
+fn unindex(index: &mut HashMap<String, BTreeSet<u64>>, id: u64, customer: &Map<String, Value>) {
+    for key in search_keys(customer) {
+        if let Some(ids) = index.get_mut(&key) {
+            ids.remove(&id);
+        }
+    }
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
@@ -510,15 +551,21 @@ async fn update(state: web::Data<State>, request: HttpRequest, body: Bytes) -> H
         .and_then(|id| id.parse::<u64>().ok());
     let updated = {
         let mut customers = lock(&state.customers);
-        id.and_then(|id| customers.get_mut(&id)).map(|customer| {
-            for (key, value) in changes {
-                if key != "customer_id" {
-                    customer.insert(key, value);
+        id.and_then(|id| Some((id, customers.get_mut(&id)?)))
+            .map(|(id, customer)| {
+                let mut index = lock(&state.index);
+                unindex(&mut index, id, customer);
+                for (key, value) in changes {
+                    if key != "customer_id" {
+                        customer.insert(key, value);
+                    }
                 }
-            }
-            customer.insert("last_update".into(), json!(now()));
-            customer.clone()
-        })
+                customer.insert("last_update".into(), json!(now()));
+                for key in search_keys(customer) {
+                    index.entry(key).or_default().insert(id);
+                }
+                customer.clone()
+            })
     };
     let normal = match updated {
         Some(customer) => success(Value::Object(customer)),
