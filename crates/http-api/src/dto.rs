@@ -3,11 +3,18 @@
 
 use actix_web::web::{Bytes, Payload};
 use actix_web::{HttpMessage, HttpRequest};
-use domain::{Capabilities, Customer, CustomerForm, Input, Vendor};
+use chrono::NaiveDate;
+use domain::query::QueryParams;
+use domain::{
+    Capabilities, Customer, CustomerForm, CustomerPatch, CustomerQuery, FieldError, Input,
+    NewCustomer, ValidationErrors, Vendor,
+};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
 
 use crate::error::ApiError;
 
@@ -73,38 +80,97 @@ impl From<&Customer> for CustomerEnvelope {
     }
 }
 
-/// A customer in a create or update request. Unknown fields are ignored; on PATCH, an absent
-/// field is left alone and `null` clears it.
+/// A customer in a create or full-update (PUT) request: first and last name required. Unknown
+/// fields are ignored; an optional field that is absent or `null` is empty (PUT clears it).
+/// The store's POS may require more (see `required_fields` of `GET /pos`).
 #[allow(dead_code)] // Only its schema is used: bodies are read as JSON values, see `customer_form`.
 #[derive(ToSchema)]
 pub struct CustomerInput {
-    /// Required on create and PUT; not blank; at most 100 characters.
-    pub first_name: Option<String>,
-    /// Required on create and PUT; not blank; at most 100 characters.
-    pub last_name: Option<String>,
+    /// Not blank; at most 100 characters (surrounding spaces are trimmed).
+    #[schema(max_length = 100, pattern = r"\S", example = "John")]
+    pub first_name: String,
+    /// Not blank; at most 100 characters (surrounding spaces are trimmed).
+    #[schema(max_length = 100, pattern = r"\S", example = "Doe")]
+    pub last_name: String,
     /// `male`, `female`, `other` or `M`, `F`, `O`, any case.
+    #[schema(
+        pattern = r"^\s*([Mm]([Aa][Ll][Ee])?|[Ff]([Ee][Mm][Aa][Ll][Ee])?|[Oo]([Tt][Hh][Ee][Rr])?)\s*$",
+        example = "male"
+    )]
     pub gender: Option<String>,
     /// `YYYY-MM-DD` or `MM/DD/YYYY`; a real date, not in the future.
+    #[schema(
+        pattern = r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}/[0-9]{2}/[0-9]{4})\s*$",
+        example = "1990-04-05"
+    )]
     pub birthday: Option<String>,
+    #[schema(format = Email, example = "john.doe@example.com")]
     pub email: Option<String>,
     /// 10 to 15 digits once spaces, dashes, dots, parentheses and a leading `+` are removed.
+    #[schema(
+        pattern = r"^\s*\+?([ ().-]*[0-9]){10,15}[ ().-]*$",
+        example = "555-123-4567"
+    )]
     pub phone: Option<String>,
     /// At most 64 characters.
+    #[schema(max_length = 64)]
     pub drivers_license: Option<String>,
     /// At most 2000 characters.
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
+/// The fields to change in a partial update (PATCH): an absent field is left alone, `null`
+/// clears an optional one; the names can be changed but not cleared. At least one field.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct CustomerPatchInput {
+    /// Not blank; at most 100 characters.
+    #[schema(value_type = String, required = false, max_length = 100, pattern = r"\S")]
+    pub first_name: Option<String>,
+    /// Not blank; at most 100 characters.
+    #[schema(value_type = String, required = false, max_length = 100, pattern = r"\S")]
+    pub last_name: Option<String>,
+    /// `male`, `female`, `other` or `M`, `F`, `O`, any case.
+    #[schema(
+        pattern = r"^\s*([Mm]([Aa][Ll][Ee])?|[Ff]([Ee][Mm][Aa][Ll][Ee])?|[Oo]([Tt][Hh][Ee][Rr])?)\s*$"
+    )]
+    pub gender: Option<String>,
+    /// `YYYY-MM-DD` or `MM/DD/YYYY`; a real date, not in the future.
+    #[schema(pattern = r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}/[0-9]{2}/[0-9]{4})\s*$")]
+    pub birthday: Option<String>,
+    #[schema(format = Email)]
+    pub email: Option<String>,
+    /// 10 to 15 digits once spaces, dashes, dots, parentheses and a leading `+` are removed.
+    #[schema(pattern = r"^\s*\+?([ ().-]*[0-9]){10,15}[ ().-]*$")]
+    pub phone: Option<String>,
+    /// At most 64 characters.
+    #[schema(max_length = 64)]
+    pub drivers_license: Option<String>,
+    /// At most 2000 characters.
+    #[schema(max_length = 2000, example = "prefers edibles")]
+    pub notes: Option<String>,
+}
+
+/// `{"customer": {...}}` for a create or a PUT.
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct CustomerRequest {
     pub customer: CustomerInput,
 }
 
+/// `{"customer": {...}}` for a PATCH.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct CustomerPatchRequest {
+    pub customer: CustomerPatchInput,
+}
+
 #[allow(dead_code)]
 #[derive(ToSchema)]
 pub struct BulkRequest {
-    /// 1 to 100 customers.
+    /// 1 to 100 customers (not wrapped in `customer`); each is checked on its own.
+    #[schema(min_items = 1, max_items = 100)]
     pub customers: Vec<CustomerInput>,
 }
 
@@ -207,6 +273,57 @@ pub struct MethodNotAllowedBody {
     pub message: String,
 }
 
+/// `{"error": "service_unavailable", "message": "..."}`: the gateway's database is down.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ServiceUnavailableBody {
+    #[schema(example = "service_unavailable")]
+    pub error: String,
+    pub message: String,
+}
+
+/// A response body of one of several documented shapes (`anyOf`: the shapes overlap, e.g. a
+/// duplicate's body also has the `error` of an [`ErrorBody`]).
+macro_rules! any_of {
+    ($(#[doc = $doc:literal])+ $name:ident: $($schema:ident),+) => {
+        $(#[doc = $doc])+
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                AnyOfBuilder::new()
+                    $(.item(Ref::from_schema_name(stringify!($schema))))+
+                    .description(Some(concat!($($doc),+).trim()))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+        }
+    };
+}
+
+any_of!(
+    /// 409: a duplicate customer (`DuplicateBody`), or a request with the same
+    /// `Idempotency-Key` still in progress (`ErrorBody`, with `Retry-After`).
+    ConflictBody: DuplicateBody, ErrorBody
+);
+
+any_of!(
+    /// 422: invalid fields (`ValidationErrorBody`), or an `Idempotency-Key` already used with a
+    /// different request (`ErrorBody`).
+    UnprocessableBody: ValidationErrorBody, ErrorBody
+);
+
+any_of!(
+    /// 503: the POS is unavailable (`PosErrorBody`) or the gateway's database is
+    /// (`ServiceUnavailableBody`); with `Retry-After`.
+    UnavailableBody: PosErrorBody, ServiceUnavailableBody
+);
+
 /// What the POS answered, cut to 4 KiB and free of credentials.
 #[allow(dead_code)]
 #[derive(ToSchema)]
@@ -307,6 +424,77 @@ pub fn customer_form(object: &Map<String, Value>) -> CustomerForm {
     }
 }
 
+/// Which update a body is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// PATCH: only the fields present change.
+    Patch,
+    /// PUT: a full replacement.
+    Put,
+}
+
+/// The body of a create (`{"customer": {...}}`) as a new customer: the handler's whole
+/// parsing path, in one function so the fuzzer (fuzz/fuzz_targets/customer_body.rs) runs the
+/// code the API runs.
+pub fn parse_create_body(body: &[u8], today: NaiveDate) -> Result<NewCustomer, ApiError> {
+    let json = parse_json(body)?;
+    let form = customer_form(object_param(&json, "customer")?);
+    NewCustomer::parse(&form, today).map_err(ApiError::Invalid)
+}
+
+/// The body of a PATCH or PUT (`{"customer": {...}}`) as a patch.
+pub fn parse_update_body(
+    body: &[u8],
+    kind: UpdateKind,
+    today: NaiveDate,
+) -> Result<CustomerPatch, ApiError> {
+    let json = parse_json(body)?;
+    let form = customer_form(object_param(&json, "customer")?);
+    match kind {
+        UpdateKind::Patch => CustomerPatch::parse_partial(&form, today),
+        UpdateKind::Put => CustomerPatch::parse_full(&form, today),
+    }
+    .map_err(ApiError::Invalid)
+}
+
+/// The body of a bulk create (`{"customers": [...]}`, 1 to 100 items) as one result per
+/// item, in input order: an invalid item is that item's 422, not the request's.
+pub fn parse_bulk_body(
+    body: &[u8],
+    today: NaiveDate,
+) -> Result<Vec<Result<NewCustomer, ValidationErrors>>, ApiError> {
+    let json = parse_json(body)?;
+    let items = list_param(&json, "customers")?;
+    if items.is_empty() {
+        return Err(ApiError::Invalid(ValidationErrors::single(
+            "customers",
+            FieldError::Blank,
+        )));
+    }
+    if items.len() > MAX_BULK_ITEMS {
+        let mut errors = ValidationErrors::new();
+        errors.add_message(
+            "customers",
+            format!("is too long (maximum is {MAX_BULK_ITEMS} items)"),
+        );
+        return Err(ApiError::Invalid(errors));
+    }
+    Ok(items
+        .iter()
+        .map(|item| match item.as_object() {
+            Some(object) => NewCustomer::parse(&customer_form(object), today),
+            None => Err(ValidationErrors::single("customer", FieldError::Invalid)),
+        })
+        .collect())
+}
+
+/// The query string of a list or search as a validated query and its cursor.
+pub fn parse_list_query(query: &str) -> Result<(CustomerQuery, Option<String>), ApiError> {
+    let params = actix_web::web::Query::<QueryParams>::from_query(query)
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    CustomerQuery::parse(&params).map_err(ApiError::Invalid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,5 +527,63 @@ mod tests {
         assert_eq!(form.email, Input::Null);
         assert_eq!(form.notes, Input::NotText);
         assert_eq!(form.gender, Input::Absent);
+    }
+
+    #[test]
+    fn bodies_and_query_strings_parse_as_the_handlers_need() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let create = br#"{"customer": {"first_name": "A", "last_name": "B", "email": null}}"#;
+        assert_eq!(
+            parse_create_body(create, today)
+                .unwrap()
+                .first_name
+                .as_str(),
+            "A"
+        );
+        let patch = br#"{"customer": {"email": null}}"#;
+        let parsed = parse_update_body(patch, UpdateKind::Patch, today).unwrap();
+        assert_eq!(parsed.email, Some(None));
+        assert_eq!(parsed.first_name, None);
+        let put = parse_update_body(patch, UpdateKind::Put, today).unwrap_err();
+        assert_eq!(put.status().as_u16(), 422);
+        assert!(matches!(
+            parse_create_body(b"{", today),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            parse_update_body(b"[]", UpdateKind::Patch, today),
+            Err(ApiError::MissingParam("customer"))
+        ));
+
+        let bulk = br#"{"customers": [{"first_name": "A", "last_name": "B"}, "x"]}"#;
+        let items = parse_bulk_body(bulk, today).unwrap();
+        assert!(items[0].is_ok());
+        assert_eq!(
+            items[1].as_ref().unwrap_err().get("customer").unwrap(),
+            ["is invalid"]
+        );
+        for refused in [&br#"{"customers": []}"#[..], br#"{"customer": {}}"#] {
+            assert!(parse_bulk_body(refused, today).is_err());
+        }
+        let many = format!("{{\"customers\": [{}]}}", vec!["{}"; 101].join(","));
+        assert_eq!(
+            parse_bulk_body(many.as_bytes(), today)
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            422
+        );
+
+        let (query, cursor) = parse_list_query("limit=5&name=Jo&cursor=+c+").unwrap();
+        assert_eq!((query.limit, query.name.as_deref()), (5, Some("jo")));
+        assert_eq!(cursor.as_deref(), Some("c"));
+        assert_eq!(
+            parse_list_query("limit=0").unwrap_err().status().as_u16(),
+            422
+        );
+        assert!(matches!(
+            parse_list_query("limit=1&limit=2"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

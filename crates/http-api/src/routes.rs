@@ -8,10 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::web::{Data, Payload};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder};
-use domain::query::QueryParams;
 use domain::{
-    CatalogId, CreateOutcome, CustomerError, CustomerId, CustomerPatch, CustomerQuery,
-    CustomerService, IdempotencyKey, NewCustomer,
+    CatalogId, CreateOutcome, CustomerError, CustomerId, CustomerService, IdempotencyKey,
 };
 use sha2::{Digest, Sha256};
 
@@ -124,21 +122,21 @@ fn service(state: &Data<AppState>) -> Arc<CustomerService> {
 
 #[utoipa::path(
     post, path = "/api/v1/{catalog_id}/customers", tag = "customers",
-    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog: 1 to 64 letters, digits, `-`, `_` or `.`", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255)),
     request_body = dto::CustomerRequest,
     responses(
         (status = 201, description = "Created at the POS", body = CustomerEnvelope),
-        (status = 400, description = "Malformed JSON or no `customer`", body = dto::ErrorBody),
+        (status = 400, description = "Malformed JSON, no `customer`, or a bad Idempotency-Key", body = dto::ErrorBody),
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
         (status = 405, description = "The POS cannot create customers", body = dto::MethodNotAllowedBody),
-        (status = 409, description = "A customer with this email, phone or licence exists", body = dto::DuplicateBody),
+        (status = 409, description = "A customer with this email, phone or licence exists; or a request with this Idempotency-Key is still in progress", body = dto::ConflictBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
         (status = 415, description = "Not JSON", body = dto::ErrorBody),
-        (status = 422, description = "Invalid fields, or a reused Idempotency-Key", body = dto::ValidationErrorBody),
+        (status = 422, description = "Invalid fields, or a reused Idempotency-Key", body = dto::UnprocessableBody),
         (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
-        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
     ),
     security(("bearer" = []))
@@ -150,9 +148,7 @@ pub async fn create_customer(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = dto::read_json_body(&req, payload).await?;
-    let json = dto::parse_json(&body)?;
-    let form = dto::customer_form(dto::object_param(&json, "customer")?);
-    let customer = NewCustomer::parse(&form, today()).map_err(ApiError::Invalid)?;
+    let customer = dto::parse_create_body(&body, today())?;
     let key = idempotency_key(&req, &grant.catalog, "create", &body)?;
     let service = service(&state);
     let catalog = grant.catalog;
@@ -166,18 +162,21 @@ pub async fn create_customer(
 
 #[utoipa::path(
     post, path = "/api/v1/{catalog_id}/customers/bulk", tag = "customers",
-    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog: 1 to 64 letters, digits, `-`, `_` or `.`", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255)),
     request_body = dto::BulkRequest,
     responses(
         (status = 200, description = "One result per item, in input order", body = BulkResponse),
-        (status = 400, description = "Malformed JSON or no `customers`", body = dto::ErrorBody),
+        (status = 400, description = "Malformed JSON, no `customers`, or a bad Idempotency-Key", body = dto::ErrorBody),
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
         (status = 405, description = "The POS cannot create customers", body = dto::MethodNotAllowedBody),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress", body = dto::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
         (status = 415, description = "Not JSON", body = dto::ErrorBody),
-        (status = 422, description = "No items or more than 100", body = dto::ValidationErrorBody),
+        (status = 422, description = "No items or more than 100, or a reused Idempotency-Key", body = dto::UnprocessableBody),
+        (status = 502, description = "The store's POS configuration is unusable", body = dto::PosErrorBody),
+        (status = 503, description = "The database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -188,33 +187,7 @@ pub async fn bulk_create(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = dto::read_json_body(&req, payload).await?;
-    let json = dto::parse_json(&body)?;
-    let items = dto::list_param(&json, "customers")?;
-    if items.is_empty() {
-        return Err(ApiError::Invalid(domain::ValidationErrors::single(
-            "customers",
-            domain::FieldError::Blank,
-        )));
-    }
-    if items.len() > dto::MAX_BULK_ITEMS {
-        let mut errors = domain::ValidationErrors::new();
-        errors.add_message(
-            "customers",
-            format!("is too long (maximum is {} items)", dto::MAX_BULK_ITEMS),
-        );
-        return Err(ApiError::Invalid(errors));
-    }
-    let today = today();
-    let parsed = items
-        .iter()
-        .map(|item| match item.as_object() {
-            Some(object) => NewCustomer::parse(&dto::customer_form(object), today),
-            None => Err(domain::ValidationErrors::single(
-                "customer",
-                domain::FieldError::Invalid,
-            )),
-        })
-        .collect();
+    let parsed = dto::parse_bulk_body(&body, today())?;
     let key = idempotency_key(&req, &grant.catalog, "bulk", &body)?;
     let service = service(&state);
     let catalog = grant.catalog;
@@ -257,21 +230,22 @@ fn bulk_item(outcome: domain::BulkItem) -> BulkItemResult {
 #[utoipa::path(
     get, path = "/api/v1/{catalog_id}/customers", tag = "customers",
     params(
-        ("catalog_id" = String, Path, description = "The kiosk's catalog"),
+        ("catalog_id" = String, Path, description = "The kiosk's catalog: 1 to 64 letters, digits, `-`, `_` or `.`", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$"),
         ("phone" = Option<String>, Query, description = "Matched on digits only"),
         ("email" = Option<String>, Query, description = "Matched case-insensitively"),
         ("drivers_license" = Option<String>, Query, description = "Matched without case, spaces or dashes"),
         ("name" = Option<String>, Query, description = "Each word starts the first or last name"),
-        ("limit" = Option<u32>, Query, description = "1 to 100, default 25"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 25", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "A page of customers; header X-Data-Source says `pos` or `mirror`", body = CustomerList),
+        (status = 200, description = "A page of customers", body = CustomerList, headers(("X-Data-Source" = String, description = "`pos` (asked live) or `mirror` (the POS could not be asked)"))),
+        (status = 400, description = "A malformed query string (e.g. a parameter given twice)", body = dto::ErrorBody),
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
         (status = 422, description = "Invalid filter, limit or cursor", body = dto::ValidationErrorBody),
         (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
-        (status = 503, description = "The database is unavailable", body = dto::ErrorBody),
+        (status = 503, description = "The database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -280,10 +254,7 @@ pub async fn list_customers(
     req: HttpRequest,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = actix_web::web::Query::<QueryParams>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    let (query, cursor): (CustomerQuery, Option<String>) =
-        CustomerQuery::parse(&params).map_err(ApiError::Invalid)?;
+    let (query, cursor) = dto::parse_list_query(req.query_string())?;
     let listing = state
         .service
         .list(&grant.catalog, query, cursor.as_deref())
@@ -297,14 +268,14 @@ pub async fn list_customers(
 
 #[utoipa::path(
     get, path = "/api/v1/{catalog_id}/customers/{customer_id}", tag = "customers",
-    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
-           ("customer_id" = String, Path, description = "The POS's customer id")),
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog: 1 to 64 letters, digits, `-`, `_` or `.`", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$"),
+           ("customer_id" = String, Path, description = "The POS's customer id", min_length = 1, max_length = 128)),
     responses(
-        (status = 200, description = "The customer; header X-Data-Source says `pos` or `mirror`", body = CustomerEnvelope),
+        (status = 200, description = "The customer", body = CustomerEnvelope, headers(("X-Data-Source" = String, description = "`pos` (asked live) or `mirror` (the POS could not be asked)"))),
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown catalog or customer", body = dto::ErrorBody),
         (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
-        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
     ),
     security(("bearer" = []))
@@ -321,9 +292,9 @@ pub async fn get_customer(
 
 #[utoipa::path(
     patch, path = "/api/v1/{catalog_id}/customers/{customer_id}", tag = "customers",
-    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
-           ("customer_id" = String, Path, description = "The POS's customer id")),
-    request_body = dto::CustomerRequest,
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog: 1 to 64 letters, digits, `-`, `_` or `.`", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$"),
+           ("customer_id" = String, Path, description = "The POS's customer id", min_length = 1, max_length = 128)),
+    request_body = dto::CustomerPatchRequest,
     responses(
         (status = 200, description = "The updated customer", body = CustomerEnvelope),
         (status = 400, description = "Malformed JSON or no `customer`", body = dto::ErrorBody),
@@ -334,7 +305,7 @@ pub async fn get_customer(
         (status = 415, description = "Not JSON", body = dto::ErrorBody),
         (status = 422, description = "Invalid fields", body = dto::ValidationErrorBody),
         (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
-        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
     ),
     security(("bearer" = []))
@@ -345,13 +316,13 @@ pub async fn patch_customer(
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    update(grant, req, payload, state, CustomerPatch::parse_partial).await
+    update(grant, req, payload, state, dto::UpdateKind::Patch).await
 }
 
 #[utoipa::path(
     put, path = "/api/v1/{catalog_id}/customers/{customer_id}", tag = "customers",
-    params(("catalog_id" = String, Path, description = "The kiosk's catalog"),
-           ("customer_id" = String, Path, description = "The POS's customer id")),
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog: 1 to 64 letters, digits, `-`, `_` or `.`", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$"),
+           ("customer_id" = String, Path, description = "The POS's customer id", min_length = 1, max_length = 128)),
     request_body = dto::CustomerRequest,
     responses(
         (status = 200, description = "The replaced customer; absent optional fields are cleared", body = CustomerEnvelope),
@@ -363,7 +334,7 @@ pub async fn patch_customer(
         (status = 415, description = "Not JSON", body = dto::ErrorBody),
         (status = 422, description = "Invalid fields; first and last name are required", body = dto::ValidationErrorBody),
         (status = 502, description = "The POS refused or answered garbage", body = dto::PosErrorBody),
-        (status = 503, description = "The POS or the database is unavailable", body = dto::PosErrorBody),
+        (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
     ),
     security(("bearer" = []))
@@ -374,7 +345,7 @@ pub async fn put_customer(
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    update(grant, req, payload, state, CustomerPatch::parse_full).await
+    update(grant, req, payload, state, dto::UpdateKind::Put).await
 }
 
 async fn update(
@@ -382,16 +353,11 @@ async fn update(
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
-    parse: fn(
-        &domain::CustomerForm,
-        chrono::NaiveDate,
-    ) -> Result<CustomerPatch, domain::ValidationErrors>,
+    kind: dto::UpdateKind,
 ) -> Result<HttpResponse, ApiError> {
     let id = customer_id(&req)?;
     let body = dto::read_json_body(&req, payload).await?;
-    let json = dto::parse_json(&body)?;
-    let form = dto::customer_form(dto::object_param(&json, "customer")?);
-    let patch = parse(&form, today()).map_err(ApiError::Invalid)?;
+    let patch = dto::parse_update_body(&body, kind, today())?;
     let service = service(&state);
     let catalog = grant.catalog;
     let updated = detached(async move { service.update(&catalog, &id, &patch).await }).await?;
@@ -400,11 +366,12 @@ async fn update(
 
 #[utoipa::path(
     get, path = "/api/v1/{catalog_id}/pos", tag = "pos",
-    params(("catalog_id" = String, Path, description = "The kiosk's catalog")),
+    params(("catalog_id" = String, Path, description = "The kiosk's catalog: 1 to 64 letters, digits, `-`, `_` or `.`", min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]+$")),
     responses(
         (status = 200, description = "The store's POS vendor and what it supports", body = PosInfo),
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
+        (status = 503, description = "The database is unavailable", body = dto::ServiceUnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]

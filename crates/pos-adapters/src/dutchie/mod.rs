@@ -8,6 +8,8 @@
 //! `GET /whoami` (credentials check). There is no get-by-id: the domain answers `get` from
 //! its mirror.
 
+#[cfg(test)]
+mod properties;
 mod wire;
 
 use async_trait::async_trait;

@@ -3,6 +3,8 @@
 //! Field mapping and error reading are in [`wire`]; docs/vendors/treez.md has the sources,
 //! the quirks and what is unverified.
 
+#[cfg(test)]
+mod properties;
 mod wire;
 
 use std::future::Future;
