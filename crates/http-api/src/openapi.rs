@@ -26,10 +26,12 @@ use crate::{app, dto, routes};
     ),
     components(schemas(
         dto::CustomerDto, dto::CustomerEnvelope, dto::CustomerInput, dto::CustomerRequest,
+        dto::CustomerPatchInput, dto::CustomerPatchRequest,
         dto::CustomerList, dto::BulkRequest, dto::BulkResponse, dto::BulkItemResult,
         dto::PosInfo, dto::CapabilitiesDto, dto::ErrorBody, dto::ValidationErrorBody,
         dto::DuplicateBody, dto::MethodNotAllowedBody, dto::PosErrorBody, dto::PosAnswer,
-        app::Health,
+        dto::ServiceUnavailableBody, dto::ConflictBody, dto::UnprocessableBody,
+        dto::UnavailableBody, app::Health,
     )),
     modifiers(&BearerAuth),
     tags(
