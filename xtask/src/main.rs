@@ -5,7 +5,11 @@
 //! `pub fn run(args: &[String]) -> Result<(), Failure>` and add one row to
 //! [`TASKS`]. The help text is generated from the same table.
 
+mod bench;
+mod chaos;
+mod fuzz;
 mod pg;
+mod schemathesis;
 mod test;
 mod util;
 
@@ -25,13 +29,43 @@ struct Task {
     run: fn(&[String]) -> Result<(), Failure>,
 }
 
-const TASKS: &[Task] = &[Task {
-    name: "test",
-    args: "[-- <cargo test args>]",
-    about: "Run every test suite with a PostgreSQL server (TEST_DATABASE_URL)",
-    notes: test::NOTES,
-    run: test::run,
-}];
+const TASKS: &[Task] = &[
+    Task {
+        name: "bench",
+        args: "[--quick] [--connections N]",
+        about: "Benchmark the release gateway against same-run baselines (target/bench/)",
+        notes: bench::NOTES,
+        run: bench::run,
+    },
+    Task {
+        name: "fuzz",
+        args: "[TARGET] [--seconds N]",
+        about: "Run the cargo-fuzz targets of fuzz/ (RUSTC_BOOTSTRAP=1), 30 s each by default",
+        notes: fuzz::NOTES,
+        run: fuzz::run,
+    },
+    Task {
+        name: "chaos",
+        args: "[faults] [kill] [pg-outage] [schemathesis]",
+        about: "Vendor faults under load, kill -9 recovery, PostgreSQL outage, Schemathesis",
+        notes: chaos::NOTES,
+        run: chaos::run,
+    },
+    Task {
+        name: "test",
+        args: "[-- <cargo test args>]",
+        about: "Run every test suite with a PostgreSQL server (TEST_DATABASE_URL)",
+        notes: test::NOTES,
+        run: test::run,
+    },
+    Task {
+        name: "schemathesis",
+        args: "[-- <st run args>]",
+        about: "Fuzz the release gateway against its own /openapi.json with Schemathesis",
+        notes: schemathesis::NOTES,
+        run: schemathesis::run,
+    },
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

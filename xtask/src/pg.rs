@@ -352,9 +352,19 @@ fn user_exists(user: &str) -> bool {
 /// Ctrl-C does not reach it) that waits for EOF on a pipe from xtask: the pipe
 /// closes when the cluster is dropped, and also when xtask dies for any reason
 /// (Ctrl-C, kill), so the server never outlives the run.
+/// A throw-away cluster, whatever the environment says (for tests that stop the server).
+pub fn throwaway() -> Result<(Cluster, String), Failure> {
+    Cluster::start()
+}
+
 pub struct Cluster {
     base: PathBuf,
     watchdog: Option<(Child, ChildStdin)>,
+    /// Shell lines that stop the server (`-m fast`: it disconnects every client; `immediate` would lose
+    /// recent commits, since this cluster runs without fsync) and start
+    /// it again on the same port: `cargo xtask chaos` takes PostgreSQL away mid-run.
+    pub stop_line: String,
+    pub start_line: String,
 }
 
 impl Cluster {
@@ -437,9 +447,11 @@ impl Cluster {
             .stdin
             .take()
             .ok_or_else(|| Failure::new("watchdog has no stdin"))?;
-        let cluster = Self {
+        let mut cluster = Self {
             base: base.clone(),
             watchdog: Some((child, stdin)),
+            stop_line: String::new(),
+            start_line: String::new(),
         };
 
         let port = free_port()?;
@@ -448,21 +460,37 @@ impl Cluster {
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
              -c max_connections=200"
         );
-        let mut start_cmd = run_as.command(
+        let start_args = [
+            "start".into(),
+            "-D".into(),
+            s(&data),
+            "-l".into(),
+            s(&log),
+            "-w".into(),
+            "-t".into(),
+            "60".into(),
+            "-o".into(),
+            options,
+        ];
+        let shell_line = |argv: Vec<String>| {
+            argv.iter()
+                .map(|w| util::shell_quote(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        cluster.start_line = shell_line(run_as.argv(&pg_ctl, &start_args));
+        cluster.stop_line = shell_line(run_as.argv(
             &pg_ctl,
             &[
-                "start".into(),
+                "stop".into(),
                 "-D".into(),
                 s(&data),
-                "-l".into(),
-                s(&log),
+                "-m".into(),
+                "fast".into(),
                 "-w".into(),
-                "-t".into(),
-                "60".into(),
-                "-o".into(),
-                options,
             ],
-        );
+        ));
+        let mut start_cmd = run_as.command(&pg_ctl, &start_args);
         start_cmd.current_dir(&base);
         if let Err(mut failure) = run_quiet("pg_ctl start", start_cmd) {
             let log_text = fs::read_to_string(&log).unwrap_or_default();

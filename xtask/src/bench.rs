@@ -1,0 +1,88 @@
+//! `cargo xtask bench`: release builds, PostgreSQL by the tests' rule, then the benchmark
+//! runner (`pos-gateway-bench run`), which prints the table and writes target/bench/.
+
+use crate::pg;
+use crate::util::{self, Failure};
+
+pub const NOTES: &str =
+    "  Builds release binaries, finds PostgreSQL as `cargo xtask test` does, seeds a `local`
+  store's mirror with 1,000,000 customers (100,000 with --quick) in a database of its own
+  (pos_gateway_bench, dropped and made again), and runs each scenario for 10 s (3 s with
+  --quick) at 64 connections beside its baseline measured in the same run. Prints the table,
+  the gateway's start-up time and peak RSS, and the targets met or missed (never fails on
+  them); writes target/bench/summary.json and target/bench/ratios.svg.
+  Options: --quick, --connections N.
+";
+
+pub fn run(args: &[String]) -> Result<(), Failure> {
+    let mut quick = false;
+    let mut connections = String::from("64");
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--connections" => {
+                connections = args
+                    .next()
+                    .filter(|n| n.parse::<usize>().is_ok_and(|n| n > 0))
+                    .ok_or_else(|| Failure::new("--connections needs a positive number"))?
+                    .clone();
+            }
+            "-h" | "--help" => {
+                eprint!("Usage: cargo xtask bench [--quick] [--connections N]\n\n{NOTES}");
+                return Ok(());
+            }
+            other => return Err(Failure::new(format!("unknown argument `{other}`"))),
+        }
+    }
+    build_release()?;
+    util::step("PostgreSQL for the benchmarks");
+    let db = pg::provide()?;
+    let release = util::target_dir().join("release");
+    util::step(if quick {
+        "benchmarks (quick)"
+    } else {
+        "benchmarks"
+    });
+    let mut command = std::process::Command::new(release.join("pos-gateway-bench"));
+    command
+        .current_dir(util::workspace_root())
+        .arg("run")
+        .arg("--gateway")
+        .arg(release.join("pos-gateway"))
+        .arg("--database-url")
+        .arg(&db.url)
+        .arg("--out")
+        .arg(util::target_dir().join("bench"))
+        .args(["--connections", &connections]);
+    if quick {
+        command.arg("--quick");
+    }
+    let status = command.status();
+    db.stop();
+    let status = status.map_err(|e| Failure::new(format!("could not run the bench: {e}")))?;
+    if !status.success() {
+        return Err(Failure::from_status("pos-gateway-bench", status));
+    }
+    Ok(())
+}
+
+/// `cargo build --release` of the gateway and the bench runner.
+pub fn build_release() -> Result<(), Failure> {
+    util::step("cargo build --release -p pos-gateway -p pos-gateway-bench");
+    let status = util::cargo()
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "pos-gateway",
+            "-p",
+            "pos-gateway-bench",
+        ])
+        .status()
+        .map_err(|e| Failure::new(format!("could not run cargo build: {e}")))?;
+    if !status.success() {
+        return Err(Failure::from_status("release build", status));
+    }
+    Ok(())
+}
