@@ -57,7 +57,13 @@ struct Tally {
 
 /// A fault's name, where the double applies it, and the statuses allowed for creates and for
 /// searches while it lasts.
-type FaultCase = (&'static str, Op, Fault, &'static [&'static str], &'static [&'static str]);
+type FaultCase = (
+    &'static str,
+    Op,
+    Fault,
+    &'static [&'static str],
+    &'static [&'static str],
+);
 
 /// Every vendor fault in turn, under load: each answer must be one the contract gives for it,
 /// within the bound; afterwards the gateway's sockets and memory must be back where they were.

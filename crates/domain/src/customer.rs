@@ -13,7 +13,7 @@ pub const NOTES_MAX: usize = 2000;
 const EMAIL_MAX: usize = 254;
 const CUSTOMER_ID_MAX: usize = 128;
 
-/// A first or last name: trimmed, not blank, at most 100 characters.
+/// A first or last name: trimmed, not blank, at most 100 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PersonName(String);
@@ -26,6 +26,9 @@ impl PersonName {
         }
         if trimmed.chars().count() > NAME_MAX {
             return Err(FieldError::TooLong(NAME_MAX));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(FieldError::Invalid);
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -465,6 +468,14 @@ fn bounded_text(text: &str, max: usize) -> Result<String, FieldError> {
     if trimmed.chars().count() > max {
         return Err(FieldError::TooLong(max));
     }
+    // Line breaks and tabs are text; other control characters are not, and PostgreSQL cannot
+    // store NUL at all: refused here, before any POS holds a customer the mirror cannot.
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(FieldError::Invalid);
+    }
     Ok(trimmed.to_owned())
 }
 
@@ -588,6 +599,21 @@ mod tests {
         assert_eq!(
             PersonName::parse(&"é".repeat(101)),
             Err(FieldError::TooLong(100))
+        );
+    }
+
+    #[test]
+    fn control_characters_are_invalid_but_notes_keep_line_breaks() {
+        assert_eq!(PersonName::parse("Ann\u{0}"), Err(FieldError::Invalid));
+        assert_eq!(PersonName::parse("A\nnn"), Err(FieldError::Invalid));
+        assert_eq!(bounded_text("a\u{0}b", NOTES_MAX), Err(FieldError::Invalid));
+        assert_eq!(
+            bounded_text("a\u{1b}[31m", NOTES_MAX),
+            Err(FieldError::Invalid)
+        );
+        assert_eq!(
+            bounded_text("line one\r\n\tline two", NOTES_MAX).as_deref(),
+            Ok("line one\r\n\tline two")
         );
     }
 

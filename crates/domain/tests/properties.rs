@@ -76,7 +76,8 @@ fn valid_name() -> impl Strategy<Value = String> {
         "[A-Z][a-z]{0,10}( |-|')[A-Z][a-z]{0,10}",
         "[\\p{L}]{1,12}",
         vec(
-            any::<char>().prop_filter("not blank", |c| !c.is_whitespace()),
+            any::<char>().prop_filter("not blank or control", |c| !c.is_whitespace()
+                && !c.is_control()),
             1..=NAME_MAX
         )
         .prop_map(String::from_iter),
@@ -170,7 +171,8 @@ fn valid_gender() -> impl Strategy<Value = String> {
 fn text_of_length(range: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
     let non_blank = prop_oneof![
         (b'a'..=b'z').prop_map(char::from),
-        any::<char>().prop_filter("not blank", |c| !c.is_whitespace()),
+        any::<char>().prop_filter("not blank or control", |c| !c.is_whitespace()
+            && !c.is_control()),
     ];
     (range, vec(non_blank, 1..=8))
         .prop_map(|(length, chars)| chars.into_iter().cycle().take(length).collect())
@@ -237,7 +239,12 @@ fn valid_form() -> impl Strategy<Value = CustomerForm> {
         optional(valid_email()),
         optional(valid_phone()),
         optional("[A-Z0-9]{1,3}[- ]?[A-Z0-9 -]{0,20}[A-Z0-9]".boxed()),
-        optional(any::<String>().prop_map(|s| s.chars().take(NOTES_MAX).collect())),
+        optional(any::<String>().prop_map(|s| {
+            s.chars()
+                .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+                .take(NOTES_MAX)
+                .collect()
+        })),
     )
         .prop_map(
             |(first, last, gender, birthday, email, phone, drivers_license, notes)| CustomerForm {
@@ -309,8 +316,14 @@ fn optional_fails(input: &Input, parse: impl Fn(&str) -> bool) -> bool {
     }
 }
 
+/// Free text the contract accepts: at most `max` characters once trimmed, and no control
+/// characters but line breaks and tabs.
 fn within(text: &str, max: usize) -> bool {
-    text.trim().chars().count() <= max
+    let trimmed = text.trim();
+    trimmed.chars().count() <= max
+        && !trimmed
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
 /// The fields a form must be refused on, in the order `ValidationErrors` lists them.
@@ -432,12 +445,14 @@ proptest! {
             Ok(name) => {
                 prop_assert_eq!(name.as_str(), trimmed);
                 prop_assert!(!trimmed.is_empty() && trimmed.chars().count() <= NAME_MAX);
+                prop_assert!(!trimmed.chars().any(char::is_control));
                 prop_assert_eq!(PersonName::parse(name.as_str()), Ok(name.clone()));
                 let json = serde_json::to_value(&name).unwrap();
                 prop_assert_eq!(serde_json::from_value::<PersonName>(json).unwrap(), name);
             }
             Err(FieldError::Blank) => prop_assert!(trimmed.is_empty()),
             Err(FieldError::TooLong(NAME_MAX)) => prop_assert!(trimmed.chars().count() > NAME_MAX),
+            Err(FieldError::Invalid) => prop_assert!(trimmed.chars().any(char::is_control)),
             Err(other) => prop_assert!(false, "unexpected {:?}", other),
         }
     }
