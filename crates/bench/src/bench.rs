@@ -40,6 +40,8 @@ pub struct Scenario {
     pub ratio: f64,
     /// The gateway's peak RSS once this scenario ended.
     pub peak_rss_mib: Option<f64>,
+    /// The gateway process's CPU time per request it served in this scenario, in ms.
+    pub gateway_cpu_ms_per_request: Option<f64>,
 }
 
 /// A target of the issue, as measured.
@@ -70,7 +72,7 @@ const TREEZ: &str = "bench-treez";
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let seeded: u64 = if options.quick { 100_000 } else { 1_000_000 };
     let (warm_up, duration) = if options.quick {
-        (Duration::from_millis(500), Duration::from_secs(3))
+        (Duration::from_millis(500), Duration::from_secs(2))
     } else {
         (Duration::from_secs(2), Duration::from_secs(10))
     };
@@ -107,6 +109,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         gateway.pid(),
         gateway.startup.as_secs_f64() * 1000.0
     );
+    let mut cpu_mark = gateway.cpu_seconds();
     let wanted = |key: &str| options.only.is_empty() || options.only.iter().any(|o| o == key);
     let floor = Floor::start()?;
     let c = options.connections;
@@ -119,38 +122,38 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     if wanted("healthz") {
         scenarios.push(healthz(&gateway, &floor, c, &timing).await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
     if wanted("lookup") {
         scenarios.push(lookup(&gateway, &token, &url, local_store, seeded, c, &timing).await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
     if wanted("local") {
         scenarios.push(local_create(&gateway, &token, &url, local_store, c, &timing).await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
     let vendor = VendorTarget::new(&double).await?;
     if wanted("vendor") {
         scenarios.push(vendor_create(&gateway, &token, &vendor, c, &timing, "").await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
     // At one connection there is no queueing: the difference is what the gateway adds.
     if wanted("vendor") {
         scenarios
             .push(vendor_create(&gateway, &token, &vendor, 1, &timing, ", 1 connection").await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
     if wanted("get") {
         scenarios.push(vendor_get(&gateway, &token, &vendor, &double, &timing).await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
     if wanted("thousand") {
         scenarios.push(thousand_creates(&gateway, &token, &vendor, &double, false).await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
     if wanted("thousand") {
         scenarios.push(thousand_creates(&gateway, &token, &vendor, &double, true).await?);
-        print_row(&mut scenarios, &gateway);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark);
     }
 
     let peak_rss_mib = gateway.peak_rss_mib();
@@ -175,11 +178,17 @@ struct Timing {
     duration: Duration,
 }
 
-fn print_row(scenarios: &mut [Scenario], gateway: &Gateway) {
+fn print_row(scenarios: &mut [Scenario], gateway: &Gateway, cpu_mark: &mut Option<f64>) {
+    let cpu_now = gateway.cpu_seconds();
     if let Some(s) = scenarios.last_mut() {
         s.peak_rss_mib = gateway.peak_rss_mib();
+        // The baseline runs while the gateway idles, so the scenario's CPU is the gateway's part.
+        if let (Some(before), Some(after)) = (*cpu_mark, cpu_now) {
+            s.gateway_cpu_ms_per_request =
+                Some((after - before) * 1000.0 / (s.gateway.calls.max(1) as f64));
+        }
         println!(
-            "  {:<44} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms | {:<34} {:>9.0} req/s  p50 {:>7.2} ms  ratio {:.2}  rss {:.0} MiB{}",
+            "  {:<44} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms | {:<34} {:>9.0} req/s  p50 {:>7.2} ms  ratio {:.2}  rss {:.0} MiB  cpu {:.3} ms/req{}",
             s.name,
             s.gateway.rps,
             s.gateway.p50_ms,
@@ -189,6 +198,7 @@ fn print_row(scenarios: &mut [Scenario], gateway: &Gateway) {
             s.baseline.p50_ms,
             s.ratio,
             s.peak_rss_mib.unwrap_or_default(),
+            s.gateway_cpu_ms_per_request.unwrap_or_default(),
             if s.gateway.errors + s.baseline.errors > 0 {
                 format!(
                     "  ERRORS {} / {}: {}",
@@ -205,6 +215,7 @@ fn print_row(scenarios: &mut [Scenario], gateway: &Gateway) {
             }
         );
     }
+    *cpu_mark = cpu_now;
 }
 
 /// Which load generator is used, and why the others are not.
@@ -272,6 +283,7 @@ fn scenario(name: &str, gateway: Measured, baseline_name: &str, baseline: Measur
         baseline_name: baseline_name.to_owned(),
         baseline,
         peak_rss_mib: None,
+        gateway_cpu_ms_per_request: None,
     }
 }
 
@@ -681,6 +693,7 @@ async fn thousand_creates(
         baseline_name: "the same 1,000 straight to the double".to_owned(),
         baseline: direct,
         peak_rss_mib: None,
+        gateway_cpu_ms_per_request: None,
     })
 }
 

@@ -156,6 +156,17 @@ impl Gateway {
         proc_status_kib(self.pid(), "VmHWM:").map(|kib| kib as f64 / 1024.0)
     }
 
+    /// CPU time the process has used (user + system), in seconds; Linux's clock ticks are
+    /// 100 per second on every architecture this runs on.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+    }
+
     /// Resident set size now (VmRSS), in MiB.
     pub fn rss_mib(&self) -> Option<f64> {
         proc_status_kib(self.pid(), "VmRSS:").map(|kib| kib as f64 / 1024.0)

@@ -16,6 +16,8 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 pub struct Measured {
     pub requests: u64,
+    /// Calls made, warm-up included (what the process under test served).
+    pub calls: u64,
     pub errors: u64,
     pub seconds: f64,
     pub rps: f64,
@@ -38,6 +40,7 @@ impl Measured {
         let ms = |micros: u64| micros as f64 / 1000.0;
         Self {
             requests,
+            calls: requests,
             errors,
             seconds: elapsed.as_secs_f64(),
             rps: requests as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -116,7 +119,9 @@ where
         }
     }
     let elapsed = Instant::now().saturating_duration_since(record_from);
-    Ok(Measured::from_histogram(&all, errors, elapsed, first_error))
+    let mut measured = Measured::from_histogram(&all, errors, elapsed, first_error);
+    measured.calls = sequence.load(Ordering::Relaxed);
+    Ok(measured)
 }
 
 /// An HTTP client holding one keep-alive connection: one per worker, like wrk's connections.

@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Every scenario with its baseline; writes summary.json and ratios.svg to --out.
     Run {
-        /// 100k customers and 3 s per scenario instead of 1M and 10 s.
+        /// 100k customers and 2 s per scenario instead of 1M and 10 s.
         #[arg(long)]
         quick: bool,
         /// The release `pos-gateway` binary.

@@ -28,16 +28,25 @@ fn print_table(summary: &Summary) {
         summary.load_generator
     );
     println!(
-        "\n| {:<50} | {:>9} | {:>9} | {:>9} | {:<38} | {:>9} | {:>9} | {:>6} | {:>6} |",
-        "scenario", "req/s", "p50 ms", "p99 ms", "baseline", "req/s", "p50 ms", "ratio", "errors"
+        "\n| {:<50} | {:>9} | {:>9} | {:>9} | {:<38} | {:>9} | {:>9} | {:>6} | {:>6} | {:>10} |",
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "baseline",
+        "req/s",
+        "p50 ms",
+        "ratio",
+        "errors",
+        "cpu ms/req"
     );
     println!(
-        "|{:-<52}|{:->11}|{:->11}|{:->11}|{:-<40}|{:->11}|{:->11}|{:->8}|{:->8}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<52}|{:->11}|{:->11}|{:->11}|{:-<40}|{:->11}|{:->11}|{:->8}|{:->8}|{:->12}|",
+        "", "", "", "", "", "", "", "", "", ""
     );
     for s in &summary.scenarios {
         println!(
-            "| {:<50} | {:>9.0} | {:>9.2} | {:>9.2} | {:<38} | {:>9.0} | {:>9.2} | {:>6.2} | {:>6} |",
+            "| {:<50} | {:>9.0} | {:>9.2} | {:>9.2} | {:<38} | {:>9.0} | {:>9.2} | {:>6.2} | {:>6} | {:>10.3} |",
             s.name,
             s.gateway.rps,
             s.gateway.p50_ms,
@@ -46,11 +55,12 @@ fn print_table(summary: &Summary) {
             s.baseline.rps,
             s.baseline.p50_ms,
             s.ratio,
-            s.gateway.errors + s.baseline.errors
+            s.gateway.errors + s.baseline.errors,
+            s.gateway_cpu_ms_per_request.unwrap_or_default()
         );
     }
     println!(
-        "\n(ratio: gateway req/s over baseline req/s; for the 1,000-create lines, 200 ms over the gateway's wall time)"
+        "\n(ratio: gateway req/s over baseline req/s; for the 1,000-create lines, 200 ms over the gateway's wall time;\n cpu ms/req: the gateway process's CPU time per request it served)"
     );
     println!(
         "gateway start-up: {:.1} ms; peak RSS: {}",
