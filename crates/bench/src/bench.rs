@@ -429,6 +429,7 @@ async fn local_create(
 }
 
 /// The Treez double's create endpoint and a token for it, as the adapter would send them.
+#[derive(Clone)]
 struct VendorTarget {
     create_url: String,
     token: String,
@@ -519,25 +520,12 @@ async fn vendor_create(
         },
     )
     .await?;
-    let (create_url, vendor_token, client_id) = (
-        vendor.create_url.clone(),
-        vendor.token.clone(),
-        vendor.client_id.clone(),
-    );
+    let vendor = vendor.clone();
     let direct = load::run(
         c,
         t.warm_up,
         t.duration,
-        move |_| {
-            (
-                connection(),
-                VendorTarget {
-                    create_url: create_url.clone(),
-                    token: vendor_token.clone(),
-                    client_id: client_id.clone(),
-                },
-            )
-        },
+        move |_| (connection(), vendor.clone()),
         move |(client, vendor), n| expect(vendor.request(client, "direct", offset + n), 200),
     )
     .await?;
