@@ -8,8 +8,6 @@
 //! with it).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -17,13 +15,19 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{Double, Fault, Gate, Op, Shared, Style, digits, lock, respond_with, text};
+use crate::{DoubleOf, Op, SeedCustomer, State, Wire, digits, header, json_object, text};
 
 /// The largest `PageSize` the paginated list accepts; more (or less than 1) gives 400.
 pub const MAX_PAGE_SIZE: usize = 100;
 
 /// The body of every refused credential, as ASP.NET's `[Authorize]` writes it.
 const DENIED: &str = "Authorization has been denied for this request.";
+
+/// A running Dutchie POS double.
+pub type DutchieDouble = DoubleOf<Dutchie>;
+
+/// Dutchie POS, as its double speaks it.
+pub struct Dutchie;
 
 /// Credentials the double accepts.
 #[derive(Clone, Debug)]
@@ -43,111 +47,115 @@ impl Default for Credentials {
     }
 }
 
-struct State {
-    credentials: Credentials,
-    customers: Mutex<BTreeMap<i64, Map<String, Value>>>,
-    next_id: AtomicI64,
-    shared: Arc<Shared>,
+const WRONG_KEY: &str = "wrong-dutchie-location-key-must-not-leak";
+
+impl DutchieDouble {
+    /// The adapter's `base_url` for this double (Dutchie's paths start at the host).
+    pub fn base_url(&self) -> String {
+        self.url().to_owned()
+    }
 }
 
-struct DutchieStyle;
+impl Wire for Dutchie {
+    const NAME: &'static str = "dutchie";
+    const ID_FIELD: &'static str = "customerId";
+    type Credentials = Credentials;
+    type Extra = ();
 
-impl Style for DutchieStyle {
-    fn error(&self, status: u16, reason: &str) -> Value {
+    fn routes(cfg: &mut web::ServiceConfig) {
+        cfg.route("/whoami", web::get().to(whoami))
+            .route("/customer/customers-paginated", web::get().to(list))
+            .route("/customer/customerLookup", web::post().to(lookup))
+            .route("/customer/customer", web::post().to(upsert));
+    }
+
+    fn authorize(state: &State<Self>, _op: Op, request: &HttpRequest) -> Result<(), HttpResponse> {
+        if authorized(&state.credentials, request) {
+            Ok(())
+        } else {
+            Err(message(401, DENIED))
+        }
+    }
+
+    fn error_body(status: u16, reason: &str) -> Value {
         match status {
             401 => json!({"message": DENIED}),
             _ => json!({"message": reason}),
         }
     }
 
-    fn invalid(&self) -> (u16, Value) {
+    fn invalid() -> (u16, Value) {
         (
             400,
             model_state(&[("customer.FirstName", "The FirstName field is required.")]),
         )
     }
-}
 
-/// A running Dutchie POS double.
-pub struct DutchieDouble {
-    double: Double,
-    state: web::Data<State>,
-}
-
-impl std::ops::Deref for DutchieDouble {
-    type Target = Double;
-    fn deref(&self) -> &Double {
-        &self.double
-    }
-}
-
-impl DutchieDouble {
-    /// A double accepting the default location key and an empty password.
-    pub fn start() -> std::io::Result<Self> {
-        Self::start_with(Credentials::default())
-    }
-
-    /// A double accepting exactly these credentials.
-    pub fn start_with(credentials: Credentials) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared::default());
-        let state = web::Data::new(State {
-            credentials,
-            customers: Mutex::new(BTreeMap::new()),
-            next_id: AtomicI64::new(1001),
-            shared: shared.clone(),
-        });
-        let data = state.clone();
-        let double = Double::start(shared, move |cfg| routes(cfg, data.clone()))?;
-        Ok(Self { double, state })
-    }
-
-    /// The credentials this double accepts.
-    pub fn credentials(&self) -> &Credentials {
-        &self.state.credentials
-    }
-
-    /// The adapter's `base_url` for this double (Dutchie's paths start at the host).
-    pub fn base_url(&self) -> String {
-        self.url().to_owned()
-    }
-
-    /// A store config (`store add --config`) that reaches this double.
-    pub fn store_config(&self) -> Value {
-        let c = &self.state.credentials;
-        let mut config = json!({
-            "location_key": c.location_key,
-            "base_url": self.base_url(),
-        });
+    fn store_config(url: &str, c: &Credentials) -> Value {
+        let mut config = json!({"location_key": c.location_key, "base_url": url});
         if let (Some(key), Some(object)) = (&c.integrator_key, config.as_object_mut()) {
             object.insert("integrator_key".into(), json!(key));
         }
         config
     }
 
-    /// Adds a customer directly, as if created at the store's register, with Dutchie's field
-    /// names (`driversLicenseID` is hashed like on a write); returns its id.
-    pub fn seed(&self, customer: Value) -> String {
-        let object = customer.as_object().cloned().unwrap_or_default();
-        let id = insert_new(&self.state, &object);
-        id.to_string()
+    fn wrong_credentials_config(url: &str, c: &Credentials) -> Value {
+        let mut config = Self::store_config(url, c);
+        config["location_key"] = json!(WRONG_KEY);
+        config
     }
 
-    /// The customers the vendor holds, as it would return them.
-    pub fn customers(&self) -> Vec<Value> {
-        lock(&self.state.customers)
-            .values()
-            .cloned()
-            .map(Value::Object)
-            .collect()
+    fn secrets(c: &Credentials) -> Vec<String> {
+        let mut secrets = vec![c.location_key.clone(), WRONG_KEY.to_owned()];
+        secrets.extend(c.integrator_key.clone());
+        secrets
     }
-}
 
-fn routes(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
-    cfg.app_data(state)
-        .route("/whoami", web::get().to(whoami))
-        .route("/customer/customers-paginated", web::get().to(list))
-        .route("/customer/customerLookup", web::post().to(lookup))
-        .route("/customer/customer", web::post().to(upsert));
+    fn id(seq: u64) -> Value {
+        json!(1000 + seq)
+    }
+
+    fn new_record(fields: &Map<String, Value>) -> Map<String, Value> {
+        let mut customer = Map::new();
+        for field in WRITABLE
+            .iter()
+            .chain(&["driversLicenseHash", "creationDate"])
+        {
+            customer.insert((*field).to_owned(), Value::Null);
+        }
+        apply(&mut customer, fields);
+        for (field, default) in [("status", "Active"), ("customerType", "Recreational")] {
+            if customer.get(field).is_none_or(Value::is_null) {
+                customer.insert(field.into(), json!(default));
+            }
+        }
+        customer.insert("creationDate".into(), json!(now()));
+        customer
+    }
+
+    fn seed_fields(c: &SeedCustomer) -> Map<String, Value> {
+        let gender = c.gender.as_deref().map(|g| match g {
+            "male" => "M",
+            "female" => "F",
+            _ => "O",
+        });
+        let json = json!({
+            "firstName": c.first_name,
+            "lastName": c.last_name,
+            "emailAddress": c.email,
+            "phone": c.phone,
+            "dateOfBirth": c.birthday.as_ref().map(|d| format!("{d}T00:00:00")),
+            "driversLicenseID": c.drivers_license,
+            "gender": gender,
+            "notes": c.notes,
+        });
+        json.as_object().cloned().unwrap_or_default()
+    }
+
+    fn unusable_fields() -> Map<String, Value> {
+        let json = json!({"firstName": "", "lastName": "Nameless"});
+        json.as_object().cloned().unwrap_or_default()
+    }
 }
 
 fn message(status: u16, text: &str) -> HttpResponse {
@@ -184,31 +192,11 @@ fn not_found() -> HttpResponse {
     message(404, "Customer not found")
 }
 
-/// The gate every route passes: faults first, then the Basic credentials.
-async fn enter(
-    state: &State,
-    op: Op,
-    request: &HttpRequest,
-    body: &[u8],
-) -> Result<Option<Fault>, HttpResponse> {
-    let after = match state.shared.gate(op, request, body, &DutchieStyle).await {
-        Gate::Respond(response) => return Err(response),
-        Gate::Proceed(after) => after,
-    };
-    if !authorized(&state.credentials, request) {
-        return Err(message(401, DENIED));
-    }
-    Ok(after)
-}
+type Data = web::Data<State<Dutchie>>;
 
 fn authorized(credentials: &Credentials, request: &HttpRequest) -> bool {
     use base64::Engine as _;
-    let Some(encoded) = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-    else {
+    let Some(encoded) = header(request, "authorization").strip_prefix("Basic ") else {
         return false;
     };
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
@@ -222,16 +210,8 @@ fn authorized(credentials: &Credentials, request: &HttpRequest) -> bool {
         && password == credentials.integrator_key.as_deref().unwrap_or_default()
 }
 
-/// The answer after the work is done: the normal one, or the fault queued "after commit".
-async fn finish(after: Option<Fault>, normal: HttpResponse) -> HttpResponse {
-    match after {
-        Some(fault) => respond_with(&fault, &DutchieStyle).await,
-        None => normal,
-    }
-}
-
-async fn whoami(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
-    let after = match enter(&state, Op::WhoAmI, &request, &[]).await {
+async fn whoami(state: Data, request: HttpRequest) -> HttpResponse {
+    let after = match state.enter(Op::WhoAmI, &request, &[]).await {
         Ok(after) => after,
         Err(response) => return response,
     };
@@ -241,11 +221,11 @@ async fn whoami(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
         "CompanyName": "Double Cannabis Co",
         "CompanyId": 77,
     }));
-    finish(after, normal).await
+    state.finish(after, normal).await
 }
 
-async fn list(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
-    let after = match enter(&state, Op::List, &request, &[]).await {
+async fn list(state: Data, request: HttpRequest) -> HttpResponse {
+    let after = match state.enter(Op::List, &request, &[]).await {
         Ok(after) => after,
         Err(response) => return response,
     };
@@ -282,8 +262,9 @@ async fn list(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
             }
         },
     };
-    let customers: Vec<Value> = lock(&state.customers)
-        .values()
+    let customers: Vec<Value> = state
+        .table()
+        .records()
         .filter(|c| {
             since.is_none_or(|since| {
                 text(c, "lastModifiedDateUTC")
@@ -296,7 +277,9 @@ async fn list(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
         .cloned()
         .map(Value::Object)
         .collect();
-    finish(after, HttpResponse::Ok().json(Value::Array(customers))).await
+    state
+        .finish(after, HttpResponse::Ok().json(Value::Array(customers)))
+        .await
 }
 
 /// The fields `customerLookup` matches on, combined with AND.
@@ -325,8 +308,8 @@ fn lookup_matches(customer: &Map<String, Value>, field: &str, wanted: &str) -> b
     }
 }
 
-async fn lookup(state: web::Data<State>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    let after = match enter(&state, Op::Search, &request, &body).await {
+async fn lookup(state: Data, request: HttpRequest, body: Bytes) -> HttpResponse {
+    let after = match state.enter(Op::Search, &request, &body).await {
         Ok(after) => after,
         Err(response) => return response,
     };
@@ -342,15 +325,16 @@ async fn lookup(state: web::Data<State>, request: HttpRequest, body: Bytes) -> H
         return invalid(&[("request", "At least one search field is required.")]);
     }
     // The oldest match: the lookup answers one customer, whoever else matches.
-    let found = lock(&state.customers)
-        .values()
+    let found = state
+        .table()
+        .records()
         .find(|c| wanted.iter().all(|(f, v)| lookup_matches(c, f, v)))
         .cloned();
     let normal = match found {
         Some(customer) => HttpResponse::Ok().json(Value::Object(customer)),
         None => not_found(),
     };
-    finish(after, normal).await
+    state.finish(after, normal).await
 }
 
 /// The fields a write may set, besides `driversLicenseID`.
@@ -461,32 +445,8 @@ fn apply(customer: &mut Map<String, Value>, changes: &Map<String, Value>) {
     customer.insert("lastModifiedDateUTC".into(), json!(now()));
 }
 
-fn insert_new(state: &State, fields: &Map<String, Value>) -> i64 {
-    let id = state.next_id.fetch_add(1, Ordering::SeqCst);
-    let mut customer = Map::new();
-    customer.insert("customerId".into(), json!(id));
-    for field in WRITABLE
-        .iter()
-        .chain(&["driversLicenseHash", "creationDate"])
-    {
-        customer.insert((*field).to_owned(), Value::Null);
-    }
-    apply(&mut customer, fields);
-    for (field, default) in [("status", "Active"), ("customerType", "Recreational")] {
-        if customer.get(field).is_none_or(Value::is_null) {
-            customer.insert(field.into(), json!(default));
-        }
-    }
-    customer.insert("creationDate".into(), json!(now()));
-    lock(&state.customers).insert(id, customer);
-    id
-}
-
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        _ => Err(Refusal(json!({"message": "The request is invalid."}))),
-    }
+    json_object(body).ok_or_else(|| Refusal(json!({"message": "The request is invalid."})))
 }
 
 /// `customerId` as sent: absent (or null) for a create, an integer for an update.
@@ -502,14 +462,14 @@ fn customer_id(object: &Map<String, Value>) -> Result<Option<i64>, Refusal> {
     }
 }
 
-async fn upsert(state: web::Data<State>, request: HttpRequest, body: Bytes) -> HttpResponse {
+async fn upsert(state: Data, request: HttpRequest, body: Bytes) -> HttpResponse {
     let parsed = parse_object(&body).and_then(|o| customer_id(&o).map(|id| (o, id)));
     // The op is known only from the body; a body that can't say is counted as a create.
     let op = match &parsed {
         Ok((_, Some(_))) => Op::Update,
         _ => Op::Create,
     };
-    let after = match enter(&state, op, &request, &body).await {
+    let after = match state.enter(op, &request, &body).await {
         Ok(after) => after,
         Err(response) => return response,
     };
@@ -521,26 +481,18 @@ async fn upsert(state: web::Data<State>, request: HttpRequest, body: Bytes) -> H
         return refusal.into();
     }
     let normal = match id {
-        None => {
-            let id = insert_new(&state, &object);
-            let created = lock(&state.customers).get(&id).cloned();
-            match created {
-                Some(customer) => HttpResponse::Ok().json(Value::Object(customer)),
-                None => not_found(),
-            }
-        }
+        None => HttpResponse::Ok().json(Value::Object(state.insert(&object))),
         Some(id) => {
-            let updated = lock(&state.customers).get_mut(&id).map(|customer| {
-                apply(customer, &object);
-                customer.clone()
-            });
+            let updated = state
+                .table()
+                .update::<Dutchie>(&id.to_string(), |customer| apply(customer, &object));
             match updated {
                 Some(customer) => HttpResponse::Ok().json(Value::Object(customer)),
                 None => not_found(),
             }
         }
     };
-    finish(after, normal).await
+    state.finish(after, normal).await
 }
 
 #[cfg(test)]

@@ -9,22 +9,27 @@
 //! `GET customer/lastUpdated/after/{timestamp}/page/{page}/pagesize/{size}`,
 //! `POST customer/detailcustomer` (create), `PUT customer/{id}` (update, sparse).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
 
-use crate::{Double, Fault, Gate, Op, Shared, Style, digits, lock, respond_with, text};
+use crate::{DoubleOf, Op, SeedCustomer, State, Wire, digits, header, json_object, lock, text};
 
 /// The largest page the list accepts; more gives 400 `RESPONSE_LIMIT_EXCEEDS`.
 pub const MAX_PAGE_SIZE: usize = 50;
 
 /// Where the adapter's `base_url` should point: the double's URL plus this.
 pub const BASE_PATH: &str = "/v2.0/dispensary";
+
+/// A running Treez double.
+pub type TreezDouble = DoubleOf<Treez>;
+
+/// Treez, as its double speaks it.
+pub struct Treez;
 
 /// Credentials the double accepts.
 #[derive(Clone, Debug)]
@@ -44,128 +49,174 @@ impl Default for Credentials {
     }
 }
 
-struct State {
-    credentials: Credentials,
-    token_lifetime: Mutex<Duration>,
-    tokens: Mutex<HashMap<String, Instant>>,
-    customers: Mutex<BTreeMap<u64, Map<String, Value>>>,
-    /// Search keys ([`search_keys`]) to customer ids, as a vendor's indexes: the benchmarks
-    /// create tens of thousands of customers, and a scan per search would measure the double.
-    index: Mutex<HashMap<String, BTreeSet<u64>>>,
-    next_id: AtomicU64,
-    shared: Arc<Shared>,
+/// The tokens Treez has issued, and how long new ones live.
+pub struct Tokens {
+    lifetime: Mutex<Duration>,
+    issued: Mutex<HashMap<String, Instant>>,
 }
 
-struct TreezStyle;
-
-impl Style for TreezStyle {
-    fn error(&self, _status: u16, reason: &str) -> Value {
-        json!({"resultCode": "FAIL", "resultReason": reason, "resultDetail": null})
-    }
-
-    fn invalid(&self) -> (u16, Value) {
-        (
-            400,
-            json!({"resultCode": "FAIL", "resultReason": "MODEL_VALIDATION_FAIL", "resultDetail": "Request could not be validated"}),
-        )
-    }
-}
-
-/// A running Treez double.
-pub struct TreezDouble {
-    double: Double,
-    state: web::Data<State>,
-}
-
-impl std::ops::Deref for TreezDouble {
-    type Target = Double;
-    fn deref(&self) -> &Double {
-        &self.double
+impl Default for Tokens {
+    fn default() -> Self {
+        Self {
+            lifetime: Mutex::new(Duration::from_secs(2 * 3600)),
+            issued: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl TreezDouble {
-    pub fn start() -> std::io::Result<Self> {
-        Self::start_with(Credentials::default())
-    }
-
-    pub fn start_with(credentials: Credentials) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared::default());
-        let state = web::Data::new(State {
-            credentials,
-            token_lifetime: Mutex::new(Duration::from_secs(2 * 3600)),
-            tokens: Mutex::new(HashMap::new()),
-            customers: Mutex::new(BTreeMap::new()),
-            index: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            shared: shared.clone(),
-        });
-        let data = state.clone();
-        let double = Double::start(shared, move |cfg| routes(cfg, data.clone()))?;
-        Ok(Self { double, state })
-    }
-
-    pub fn credentials(&self) -> &Credentials {
-        &self.state.credentials
-    }
-
     /// The adapter's `base_url` for this double.
     pub fn base_url(&self) -> String {
         format!("{}{BASE_PATH}", self.url())
     }
 
-    /// A store config (`store add --config`) that reaches this double.
-    pub fn store_config(&self) -> Value {
-        let c = &self.state.credentials;
-        json!({
-            "dispensary": c.dispensary,
-            "client_id": c.client_id,
-            "api_key": c.api_key,
-            "base_url": self.base_url(),
-        })
-    }
-
     /// Tokens issued from now on live this long (`expires_in` says so too).
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        *lock(&self.state.token_lifetime) = lifetime;
+        *lock(&self.state().extra.lifetime) = lifetime;
     }
 
     /// Forgets every issued token, as if they had been revoked: the next call gets a 401.
     pub fn revoke_tokens(&self) {
-        lock(&self.state.tokens).clear();
-    }
-
-    /// Adds a customer directly, as if created at the store's register; returns its id.
-    pub fn seed(&self, customer: Value) -> String {
-        let mut object = customer.as_object().cloned().unwrap_or_default();
-        insert_new(&self.state, &mut object)
-    }
-
-    /// The customers the vendor holds, as it would return them.
-    pub fn customers(&self) -> Vec<Value> {
-        lock(&self.state.customers)
-            .values()
-            .cloned()
-            .map(Value::Object)
-            .collect()
+        lock(&self.state().extra.issued).clear();
     }
 }
 
-fn routes(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
-    cfg.app_data(state).service(
-        web::scope("/v2.0/dispensary/{dispensary}")
-            .route("/config/api/gettokens", web::post().to(token))
-            .route(
-                "/customer/lastUpdated/after/{after}/page/{page}/pagesize/{size}",
-                web::get().to(list),
-            )
-            .route("/customer/email/{value}", web::get().to(by_email))
-            .route("/customer/phone/{value}", web::get().to(by_phone))
-            .route("/customer/driverlicense/{value}", web::get().to(by_license))
-            .route("/customer/detailcustomer", web::post().to(create))
-            .route("/customer/{id}", web::get().to(get))
-            .route("/customer/{id}", web::put().to(update)),
-    );
+impl Wire for Treez {
+    const NAME: &'static str = "treez";
+    const ID_FIELD: &'static str = "customer_id";
+    type Credentials = Credentials;
+    type Extra = Tokens;
+
+    fn routes(cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            web::scope("/v2.0/dispensary/{dispensary}")
+                .route("/config/api/gettokens", web::post().to(token))
+                .route(
+                    "/customer/lastUpdated/after/{after}/page/{page}/pagesize/{size}",
+                    web::get().to(list),
+                )
+                .route("/customer/email/{value}", web::get().to(by_email))
+                .route("/customer/phone/{value}", web::get().to(by_phone))
+                .route("/customer/driverlicense/{value}", web::get().to(by_license))
+                .route("/customer/detailcustomer", web::post().to(create))
+                .route("/customer/{id}", web::get().to(get))
+                .route("/customer/{id}", web::put().to(update)),
+        );
+    }
+
+    fn authorize(state: &State<Self>, op: Op, request: &HttpRequest) -> Result<(), HttpResponse> {
+        if request.match_info().get("dispensary") != Some(state.credentials.dispensary.as_str()) {
+            return Err(fail(
+                404,
+                "INVALID_DISPENSARY",
+                Some("Unknown dispensary".into()),
+            ));
+        }
+        if op == Op::Token {
+            return Ok(());
+        }
+        let token = header(request, "authorization");
+        let valid = lock(&state.extra.issued)
+            .get(token)
+            .is_some_and(|expires| Instant::now() < *expires);
+        if !valid || header(request, "client_id") != state.credentials.client_id {
+            return Err(HttpResponse::Unauthorized().json(json!({
+                "resultCode": "FAIL",
+                "resultReason": "Full authentication is required to access this resource"
+            })));
+        }
+        Ok(())
+    }
+
+    fn error_body(_status: u16, reason: &str) -> Value {
+        json!({"resultCode": "FAIL", "resultReason": reason, "resultDetail": null})
+    }
+
+    fn invalid() -> (u16, Value) {
+        (
+            400,
+            json!({"resultCode": "FAIL", "resultReason": "MODEL_VALIDATION_FAIL", "resultDetail": "Request could not be validated"}),
+        )
+    }
+
+    fn store_config(url: &str, c: &Credentials) -> Value {
+        json!({
+            "dispensary": c.dispensary,
+            "client_id": c.client_id,
+            "api_key": c.api_key,
+            "base_url": format!("{url}{BASE_PATH}"),
+        })
+    }
+
+    fn wrong_credentials_config(url: &str, c: &Credentials) -> Value {
+        let mut config = Self::store_config(url, c);
+        config["api_key"] = json!("wrong-treez-api-key-that-must-not-leak");
+        config
+    }
+
+    fn secrets(c: &Credentials) -> Vec<String> {
+        vec![
+            c.client_id.clone(),
+            c.api_key.clone(),
+            "wrong-treez-api-key-that-must-not-leak".into(),
+        ]
+    }
+
+    fn id(seq: u64) -> Value {
+        json!(seq.to_string())
+    }
+
+    fn new_record(fields: &Map<String, Value>) -> Map<String, Value> {
+        let mut record = fields.clone();
+        let stamp = now();
+        record.entry("status").or_insert(json!("ACTIVE"));
+        record.entry("signup_date").or_insert(json!(stamp));
+        record.insert("last_update".into(), json!(stamp));
+        for field in [
+            "middle_name",
+            "email",
+            "phone",
+            "drivers_license",
+            "notes",
+            "gender",
+        ] {
+            record.entry(field).or_insert(Value::Null);
+        }
+        record
+    }
+
+    fn seed_fields(c: &SeedCustomer) -> Map<String, Value> {
+        let gender = match c.gender.as_deref() {
+            Some("male") => "M",
+            Some("female") => "F",
+            Some("other") => "N",
+            _ => "U",
+        };
+        let json = json!({
+            "first_name": c.first_name,
+            "last_name": c.last_name,
+            "birthday": c.birthday.as_deref().unwrap_or("1980-01-01"),
+            "patient_type": "ADULT",
+            "gender": gender,
+            "email": c.email,
+            "phone": c.phone,
+            "drivers_license": c.drivers_license,
+            "notes": c.notes,
+        });
+        json.as_object().cloned().unwrap_or_default()
+    }
+
+    fn unusable_fields() -> Map<String, Value> {
+        let json = json!({"first_name": "", "last_name": "", "birthday": "1980-01-01", "patient_type": "ADULT"});
+        json.as_object().cloned().unwrap_or_default()
+    }
+
+    fn index_keys(record: &Map<String, Value>) -> Vec<String> {
+        ["email", "phone", "drivers_license"]
+            .into_iter()
+            .filter_map(|kind| Some(index_key(kind, text(record, kind)?)))
+            .collect()
+    }
 }
 
 fn success(data: Value) -> HttpResponse {
@@ -189,58 +240,10 @@ fn not_found() -> HttpResponse {
     )
 }
 
-/// The gate every customer route passes: faults, then the tenant and the token.
-async fn enter(
-    state: &State,
-    op: Op,
-    request: &HttpRequest,
-    body: &[u8],
-) -> Result<Option<Fault>, HttpResponse> {
-    let after = match state.shared.gate(op, request, body, &TreezStyle).await {
-        Gate::Respond(response) => return Err(response),
-        Gate::Proceed(after) => after,
-    };
-    if request.match_info().get("dispensary") != Some(state.credentials.dispensary.as_str()) {
-        return Err(fail(
-            404,
-            "INVALID_DISPENSARY",
-            Some("Unknown dispensary".into()),
-        ));
-    }
-    if op == Op::Token {
-        return Ok(after);
-    }
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let token = header("authorization");
-    let valid = lock(&state.tokens)
-        .get(&token)
-        .is_some_and(|expires| Instant::now() < *expires);
-    if !valid || header("client_id") != state.credentials.client_id {
-        return Err(HttpResponse::Unauthorized().json(json!({
-            "resultCode": "FAIL",
-            "resultReason": "Full authentication is required to access this resource"
-        })));
-    }
-    Ok(after)
-}
+type Data = web::Data<State<Treez>>;
 
-/// The answer after the work is done: the normal one, or the fault queued "after commit".
-async fn finish(after: Option<Fault>, normal: HttpResponse) -> HttpResponse {
-    match after {
-        Some(fault) => respond_with(&fault, &TreezStyle).await,
-        None => normal,
-    }
-}
-
-async fn token(state: web::Data<State>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    let after = match enter(&state, Op::Token, &request, &body).await {
+async fn token(state: Data, request: HttpRequest, body: Bytes) -> HttpResponse {
+    let after = match state.enter(Op::Token, &request, &body).await {
         Ok(after) => after,
         Err(response) => return response,
     };
@@ -257,94 +260,83 @@ async fn token(state: web::Data<State>, request: HttpRequest, body: Bytes) -> Ht
             "resultDetail": "client_id or apikey is not valid"
         }));
     }
-    let lifetime = *lock(&state.token_lifetime);
+    let lifetime = *lock(&state.extra.lifetime);
     let token = format!("tz-{:032x}", rand::random::<u128>());
-    lock(&state.tokens).insert(token.clone(), Instant::now() + lifetime);
-    finish(
-        after,
-        HttpResponse::Ok().json(json!({
-            "resultCode": "SUCCESS",
-            "resultReason": null,
-            "access_token": token,
-            "expires_in": lifetime.as_secs(),
-            "token_type": "access_token"
-        })),
-    )
-    .await
+    lock(&state.extra.issued).insert(token.clone(), Instant::now() + lifetime);
+    let normal = HttpResponse::Ok().json(json!({
+        "resultCode": "SUCCESS",
+        "resultReason": null,
+        "access_token": token,
+        "expires_in": lifetime.as_secs(),
+        "token_type": "access_token"
+    }));
+    state.finish(after, normal).await
 }
 
-async fn get(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
-    let after = match enter(&state, Op::Get, &request, &[]).await {
+async fn get(state: Data, request: HttpRequest) -> HttpResponse {
+    let after = match state.enter(Op::Get, &request, &[]).await {
         Ok(after) => after,
         Err(response) => return response,
     };
     let id = request.match_info().get("id").unwrap_or_default();
-    let found = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| lock(&state.customers).get(&id).cloned());
+    let found = state.table().get(id).cloned();
     let normal = match found {
         Some(customer) => success(Value::Object(customer)),
         None => not_found(),
     };
-    finish(after, normal).await
+    state.finish(after, normal).await
 }
 
 async fn search_by(
-    state: &State,
+    state: &State<Treez>,
     request: &HttpRequest,
     kind: &str,
     matches: impl Fn(&Map<String, Value>, &str) -> bool,
 ) -> HttpResponse {
-    let after = match enter(state, Op::Search, request, &[]).await {
+    let after = match state.enter(Op::Search, request, &[]).await {
         Ok(after) => after,
         Err(response) => return response,
     };
     let value = request.match_info().get("value").unwrap_or_default();
-    let ids: Vec<u64> = lock(&state.index)
-        .get(&format!("{kind}:{}", normal(kind, value)))
-        .map(|ids| ids.iter().copied().collect())
-        .unwrap_or_default();
-    let found: Vec<Value> = {
-        let customers = lock(&state.customers);
-        ids.iter()
-            .filter_map(|id| customers.get(id))
-            .filter(|c| matches(c, value))
-            .cloned()
-            .map(Value::Object)
-            .collect()
-    };
+    let found: Vec<Value> = state
+        .table()
+        .indexed(&index_key(kind, value))
+        .into_iter()
+        .filter(|c| matches(c, value))
+        .cloned()
+        .map(Value::Object)
+        .collect();
     let normal = if found.is_empty() {
         not_found()
     } else {
         success(Value::Array(found))
     };
-    finish(after, normal).await
+    state.finish(after, normal).await
 }
 
-async fn by_email(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
+async fn by_email(state: Data, request: HttpRequest) -> HttpResponse {
     search_by(&state, &request, "email", |c, v| {
         text(c, "email").is_some_and(|e| e.eq_ignore_ascii_case(v))
     })
     .await
 }
 
-async fn by_phone(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
+async fn by_phone(state: Data, request: HttpRequest) -> HttpResponse {
     search_by(&state, &request, "phone", |c, v| {
         text(c, "phone").is_some_and(|p| digits(p) == digits(v))
     })
     .await
 }
 
-async fn by_license(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
+async fn by_license(state: Data, request: HttpRequest) -> HttpResponse {
     search_by(&state, &request, "drivers_license", |c, v| {
         text(c, "drivers_license").is_some_and(|l| l.eq_ignore_ascii_case(v))
     })
     .await
 }
 
-async fn list(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
-    let after = match enter(&state, Op::List, &request, &[]).await {
+async fn list(state: Data, request: HttpRequest) -> HttpResponse {
+    let after = match state.enter(Op::List, &request, &[]).await {
         Ok(after) => after,
         Err(response) => return response,
     };
@@ -368,8 +360,9 @@ async fn list(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
             Some(format!("pagesize must be at most {MAX_PAGE_SIZE}")),
         );
     }
-    let customers: Vec<Value> = lock(&state.customers)
-        .values()
+    let customers: Vec<Value> = state
+        .table()
+        .records()
         .filter(|c| {
             text(c, "last_update")
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -380,7 +373,7 @@ async fn list(state: web::Data<State>, request: HttpRequest) -> HttpResponse {
         .cloned()
         .map(Value::Object)
         .collect();
-    finish(after, success(Value::Array(customers))).await
+    state.finish(after, success(Value::Array(customers))).await
 }
 
 const REQUIRED: [(&str, &str); 4] = [
@@ -456,85 +449,43 @@ fn now() -> String {
         .to_string()
 }
 
-fn insert_new(state: &State, object: &mut Map<String, Value>) -> String {
-    let id = state.next_id.fetch_add(1, Ordering::SeqCst);
-    let stamp = now();
-    object.insert("customer_id".into(), json!(id.to_string()));
-    object.entry("status").or_insert(json!("ACTIVE"));
-    object.entry("signup_date").or_insert(json!(stamp));
-    object.insert("last_update".into(), json!(stamp));
-    for field in [
-        "middle_name",
-        "email",
-        "phone",
-        "drivers_license",
-        "notes",
-        "gender",
-    ] {
-        object.entry(field).or_insert(Value::Null);
-    }
-    let mut customers = lock(&state.customers);
-    let mut index = lock(&state.index);
-    for key in search_keys(object) {
-        index.entry(key).or_default().insert(id);
-    }
-    customers.insert(id, object.clone());
-    id.to_string()
-}
-
-/// How each search compares its value: e-mails and licences without case, phones by digits.
-fn normal(kind: &str, value: &str) -> String {
-    match kind {
+/// The index key of a search: e-mails and licences without case, phones by digits.
+fn index_key(kind: &str, value: &str) -> String {
+    let normal = match kind {
         "phone" => digits(value),
         _ => value.trim().to_lowercase(),
-    }
-}
-
-/// The index keys of a customer: `kind:normal value` for each searchable field it has.
-fn search_keys(customer: &Map<String, Value>) -> Vec<String> {
-    ["email", "phone", "drivers_license"]
-        .into_iter()
-        .filter_map(|kind| Some(format!("{kind}:{}", normal(kind, text(customer, kind)?))))
-        .collect()
-}
-
-fn unindex(index: &mut HashMap<String, BTreeSet<u64>>, id: u64, customer: &Map<String, Value>) {
-    for key in search_keys(customer) {
-        if let Some(ids) = index.get_mut(&key) {
-            ids.remove(&id);
-        }
-    }
+    };
+    format!("{kind}:{normal}")
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        _ => Err(fail(
+    json_object(body).ok_or_else(|| {
+        fail(
             400,
             "INVALID_REQUEST",
             Some("Request body is not a JSON object".into()),
-        )),
-    }
+        )
+    })
 }
 
-async fn create(state: web::Data<State>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    let after = match enter(&state, Op::Create, &request, &body).await {
+async fn create(state: Data, request: HttpRequest, body: Bytes) -> HttpResponse {
+    let after = match state.enter(Op::Create, &request, &body).await {
         Ok(after) => after,
         Err(response) => return response,
     };
-    let mut object = match parse_object(&body) {
+    let object = match parse_object(&body) {
         Ok(object) => object,
         Err(response) => return response,
     };
     if let Err(response) = check(&object, true) {
         return response;
     }
-    insert_new(&state, &mut object);
-    finish(after, success(Value::Object(object))).await
+    let created = state.insert(&object);
+    state.finish(after, success(Value::Object(created))).await
 }
 
-async fn update(state: web::Data<State>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    let after = match enter(&state, Op::Update, &request, &body).await {
+async fn update(state: Data, request: HttpRequest, body: Bytes) -> HttpResponse {
+    let after = match state.enter(Op::Update, &request, &body).await {
         Ok(after) => after,
         Err(response) => return response,
     };
@@ -545,31 +496,18 @@ async fn update(state: web::Data<State>, request: HttpRequest, body: Bytes) -> H
     if let Err(response) = check(&changes, false) {
         return response;
     }
-    let id = request
-        .match_info()
-        .get("id")
-        .and_then(|id| id.parse::<u64>().ok());
-    let updated = {
-        let mut customers = lock(&state.customers);
-        id.and_then(|id| Some((id, customers.get_mut(&id)?)))
-            .map(|(id, customer)| {
-                let mut index = lock(&state.index);
-                unindex(&mut index, id, customer);
-                for (key, value) in changes {
-                    if key != "customer_id" {
-                        customer.insert(key, value);
-                    }
-                }
-                customer.insert("last_update".into(), json!(now()));
-                for key in search_keys(customer) {
-                    index.entry(key).or_default().insert(id);
-                }
-                customer.clone()
-            })
-    };
+    let id = request.match_info().get("id").unwrap_or_default();
+    let updated = state.table().update::<Treez>(id, |customer| {
+        for (key, value) in changes {
+            if key != "customer_id" {
+                customer.insert(key, value);
+            }
+        }
+        customer.insert("last_update".into(), json!(now()));
+    });
     let normal = match updated {
         Some(customer) => success(Value::Object(customer)),
         None => not_found(),
     };
-    finish(after, normal).await
+    state.finish(after, normal).await
 }
