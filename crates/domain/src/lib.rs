@@ -21,7 +21,7 @@ pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
     Capabilities, CatalogId, Claim, CustomerDirectory, CustomerMirror, DuplicateKeys,
     IdempotencyKey, IdempotencyStore, Operation, OptionalField, PendingCreate, PendingCreateId,
-    PendingCreates, PosConnections, Store, StoreId, StoreRegistry, Vendor,
+    PendingCreates, PosConnections, SearchFilter, Store, StoreId, StoreRegistry, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
 pub use service::{

@@ -43,6 +43,14 @@ impl Vendor {
             Vendor::Cova => "cova",
         }
     }
+
+    /// Other names a store's vendor may be given (Dutchie POS was LeafLogix).
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Vendor::Dutchie => &["leaflogix"],
+            _ => &[],
+        }
+    }
 }
 
 impl std::fmt::Display for Vendor {
@@ -55,12 +63,9 @@ impl std::str::FromStr for Vendor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let lower = s.trim().to_ascii_lowercase();
-        if lower == "leaflogix" {
-            return Ok(Vendor::Dutchie);
-        }
         Vendor::ALL
             .into_iter()
-            .find(|v| v.as_str() == lower)
+            .find(|v| v.as_str() == lower || v.aliases().contains(&lower.as_str()))
             .ok_or_else(|| format!("unknown vendor '{s}' (expected one of local, treez, flowhub, dutchie, leaflogix, blaze, cova)"))
     }
 }
@@ -102,6 +107,15 @@ pub enum OptionalField {
 }
 
 impl OptionalField {
+    pub const ALL: [OptionalField; 6] = [
+        OptionalField::Gender,
+        OptionalField::Birthday,
+        OptionalField::Email,
+        OptionalField::Phone,
+        OptionalField::DriversLicense,
+        OptionalField::Notes,
+    ];
+
     /// The field's name in the contract (and so in 422 bodies).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,6 +125,35 @@ impl OptionalField {
             OptionalField::Phone => "phone",
             OptionalField::DriversLicense => "drivers_license",
             OptionalField::Notes => "notes",
+        }
+    }
+}
+
+/// A filter of a customer search (`?email=`, `?phone=`, `?drivers_license=`, `?name=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchFilter {
+    Email,
+    Phone,
+    DriversLicense,
+    Name,
+}
+
+impl SearchFilter {
+    pub const ALL: [SearchFilter; 4] = [
+        SearchFilter::Email,
+        SearchFilter::Phone,
+        SearchFilter::DriversLicense,
+        SearchFilter::Name,
+    ];
+
+    /// The query parameter's name in the contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchFilter::Email => "email",
+            SearchFilter::Phone => "phone",
+            SearchFilter::DriversLicense => "drivers_license",
+            SearchFilter::Name => "name",
         }
     }
 }
@@ -126,6 +169,13 @@ pub struct Capabilities {
     /// Optional fields the POS requires on create (and so that an update may not clear);
     /// checked before any vendor call, so a kiosk gets a 422 on the field, not a vendor error.
     pub required_fields: &'static [OptionalField],
+    /// The filters the POS can look customers up by. A search with none of them is answered
+    /// by the mirror; the others of a search are checked on what the POS returns.
+    pub search_by: &'static [SearchFilter],
+    /// Optional fields the POS does not give back on reads (write-only there, like Dutchie's
+    /// licence, or not kept at all): what a customer read from it says of them is nothing, so
+    /// the mirror keeps the value it was given.
+    pub unreadable_fields: &'static [OptionalField],
 }
 
 impl Capabilities {
@@ -136,6 +186,8 @@ impl Capabilities {
         create_customer: true,
         update_customer: true,
         required_fields: &[],
+        search_by: &SearchFilter::ALL,
+        unreadable_fields: &[],
     };
 
     pub fn supports(&self, op: Operation) -> bool {
@@ -147,12 +199,23 @@ impl Capabilities {
             Operation::UpdateCustomer => self.update_customer,
         }
     }
+
+    /// Whether the POS can look customers up by `filter`.
+    pub fn searches_by(&self, filter: SearchFilter) -> bool {
+        self.search_customers && self.search_by.contains(&filter)
+    }
+
+    /// Whether the POS gives `field` back on reads.
+    pub fn reads_back(&self, field: OptionalField) -> bool {
+        !self.unreadable_fields.contains(&field)
+    }
 }
 
-/// The POS port: one store's customers at its point-of-sale system.
+/// The POS port: one store's customers at its point-of-sale system. `Debug` is required so an
+/// adapter decides what it shows (never a credential).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
-pub trait CustomerDirectory: Send + Sync {
+pub trait CustomerDirectory: Send + Sync + std::fmt::Debug {
     fn vendor(&self) -> Vendor;
 
     fn capabilities(&self) -> Capabilities;
