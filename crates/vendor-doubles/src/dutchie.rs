@@ -101,7 +101,9 @@ impl Wire for Dutchie {
 
     fn wrong_credentials_config(url: &str, c: &Credentials) -> Value {
         let mut config = Self::store_config(url, c);
-        config["location_key"] = json!(WRONG_KEY);
+        if let Some(object) = config.as_object_mut() {
+            object.insert("location_key".into(), json!(WRONG_KEY));
+        }
         config
     }
 

@@ -43,10 +43,13 @@ pub use table::Table;
 
 /// Every double, by the vendor's name as pos-gateway spells it (`Vendor::as_str`). A new
 /// double adds one line here.
-pub const DOUBLES: &[(&str, fn() -> std::io::Result<Box<dyn VendorDouble>>)] = &[
+pub const DOUBLES: &[(&str, StartDouble)] = &[
     ("treez", boxed::<treez::Treez>),
     ("dutchie", boxed::<dutchie::Dutchie>),
 ];
+
+/// Starts a double with its default credentials.
+pub type StartDouble = fn() -> std::io::Result<Box<dyn VendorDouble>>;
 
 /// Starts the double of `vendor` (`"treez"`...) with its default credentials; `None` when no
 /// double speaks that vendor.
@@ -150,7 +153,14 @@ impl SeedCustomer {
             phone: Some(format!("555{:07}", n % 10_000_000)),
             birthday: Some(format!("19{:02}-0{}-1{}", 50 + n % 40, 1 + n % 9, n % 10)),
             drivers_license: Some(format!("D{n:07}")),
-            gender: Some(["male", "female", "other"][(n % 3) as usize].to_owned()),
+            gender: Some(
+                match n % 3 {
+                    0 => "male",
+                    1 => "female",
+                    _ => "other",
+                }
+                .to_owned(),
+            ),
             notes: Some(format!("note {n}")),
         }
     }

@@ -150,7 +150,12 @@ impl Wire for Treez {
 
     fn wrong_credentials_config(url: &str, c: &Credentials) -> Value {
         let mut config = Self::store_config(url, c);
-        config["api_key"] = json!("wrong-treez-api-key-that-must-not-leak");
+        if let Some(object) = config.as_object_mut() {
+            object.insert(
+                "api_key".into(),
+                json!("wrong-treez-api-key-that-must-not-leak"),
+            );
+        }
         config
     }
 
