@@ -7,7 +7,7 @@ use domain::{Customer, CustomerId, CustomerStatus, Email, Gender, PersonName, Ph
 
 /// A customer as a vendor module read it, before our rules are applied.
 #[derive(Debug, Default)]
-pub(crate) struct Incoming<'a> {
+pub struct Incoming<'a> {
     pub customer_id: Option<String>,
     pub status: Option<&'a str>,
     pub first_name: Option<&'a str>,
@@ -51,14 +51,14 @@ impl Incoming<'_> {
 }
 
 /// Trimmed, and `None` when blank.
-pub(crate) fn present(text: Option<&str>) -> Option<&str> {
+pub fn present(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// The date at the start of `YYYY-MM-DD...` (a plain date, or a date-time whose time we drop).
 /// chrono also reads signed and short years (`-0001-1-01`); like the domain's birthdays, only
 /// a four-digit year is kept, so the API's `YYYY-MM-DD` holds for vendors' dates too.
-pub(crate) fn date_prefix(text: &str) -> Option<NaiveDate> {
+pub fn date_prefix(text: &str) -> Option<NaiveDate> {
     let head = text.trim().get(..10)?;
     NaiveDate::parse_from_str(head, "%Y-%m-%d")
         .ok()
@@ -67,7 +67,7 @@ pub(crate) fn date_prefix(text: &str) -> Option<NaiveDate> {
 
 /// A vendor's phone as we show it: ten digits as `555-123-4567` (vendors that keep bare digits
 /// should not make kiosks show `5551234567`), anything else as the vendor wrote it.
-pub(crate) fn display_phone(text: &str) -> Option<Phone> {
+pub fn display_phone(text: &str) -> Option<Phone> {
     let digits = Phone::digits_of(text)?;
     if let (10, Some(area), Some(exchange), Some(line)) = (
         digits.len(),
@@ -82,8 +82,7 @@ pub(crate) fn display_phone(text: &str) -> Option<Phone> {
 
 /// The ten digits of a North American number (an 11-digit number starting with 1 loses the
 /// 1), for vendors that store exactly ten; `None` when the number has no such form.
-#[cfg_attr(not(feature = "treez"), allow(dead_code))]
-pub(crate) fn ten_digits(phone: &Phone) -> Option<&str> {
+pub fn ten_digits(phone: &Phone) -> Option<&str> {
     let digits = phone.digits();
     match digits.len() {
         10 => Some(digits),
@@ -153,215 +152,12 @@ mod tests {
     }
 }
 
-/// Property tests of the shared conversions, and the strategies the vendor modules'
-/// `properties` tests share: valid domain customers and patches, and arbitrary JSON.
 #[cfg(test)]
-pub(crate) mod properties {
+mod properties {
     use super::*;
-    use domain::{CustomerForm, CustomerPatch, Input, NewCustomer};
+    use crate::properties::{assert_valid, birthday, email, name, phone};
     use proptest::collection::vec;
     use proptest::prelude::*;
-    use serde_json::Value;
-
-    pub(crate) fn today() -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
-    }
-
-    /// ASCII names, names with marks and apostrophes, and any non-blank Unicode.
-    pub(crate) fn name() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[A-Z][a-z]{0,15}",
-            "[A-Z][a-z]{0,8}( |-|')[A-Z][a-zé]{0,8}",
-            vec(
-                any::<char>().prop_filter("not blank", |c| !c.is_whitespace()),
-                1..=30
-            )
-            .prop_map(String::from_iter),
-        ]
-    }
-
-    pub(crate) fn email() -> impl Strategy<Value = String> {
-        "[a-zA-Z0-9][a-zA-Z0-9_+.-]{0,15}@[a-z0-9]{1,12}\\.[a-z]{2,6}"
-    }
-
-    /// 10 to 15 digits, with separators and maybe a leading `+`; a fifth are North American
-    /// (`1` then ten digits) so the ten-digit vendors see them often.
-    pub(crate) fn phone() -> impl Strategy<Value = String> {
-        let digits = prop_oneof!["[0-9]{10,15}", "1[0-9]{10}", "[0-9]{10}",];
-        (digits, vec("[ .()-]?", 15), any::<bool>()).prop_map(|(digits, seps, plus)| {
-            let mut text = if plus { "+".to_owned() } else { String::new() };
-            for (digit, sep) in digits.chars().zip(seps.iter().cycle()) {
-                text.push(digit);
-                text.push_str(sep);
-            }
-            text
-        })
-    }
-
-    /// A past date with a four-digit year, in either input format.
-    pub(crate) fn birthday() -> impl Strategy<Value = String> {
-        let first = NaiveDate::from_ymd_opt(1000, 1, 1).unwrap();
-        let span = (today() - first).num_days();
-        (0..=span, any::<bool>()).prop_map(move |(days, us)| {
-            let date = first + chrono::Duration::days(days);
-            let format = if us { "%m/%d/%Y" } else { "%Y-%m-%d" };
-            date.format(format).to_string()
-        })
-    }
-
-    pub(crate) fn gender() -> impl Strategy<Value = String> {
-        prop::sample::select(vec!["male", "Female", "OTHER", "m", "F", "o"]).prop_map(str::to_owned)
-    }
-
-    /// Up to 64 characters, any of them.
-    pub(crate) fn license() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[A-Z0-9]{1,3}[- ]?[A-Z0-9]{1,20}",
-            vec(any::<char>(), 1..=64).prop_map(String::from_iter),
-        ]
-    }
-
-    pub(crate) fn notes() -> impl Strategy<Value = String> {
-        prop_oneof![any::<String>(), "[\\PC\n]{0,300}"]
-    }
-
-    fn optional(value: impl Strategy<Value = String> + 'static) -> BoxedStrategy<Input> {
-        prop_oneof![
-            1 => Just(Input::Absent),
-            1 => Just(Input::Null),
-            4 => value.prop_map(Input::Text),
-        ]
-        .boxed()
-    }
-
-    fn form(names: fn() -> BoxedStrategy<Input>) -> impl Strategy<Value = CustomerForm> {
-        (
-            names(),
-            names(),
-            optional(gender()),
-            optional(birthday()),
-            optional(email()),
-            optional(phone()),
-            optional(license()),
-            optional(notes()),
-        )
-            .prop_map(
-                |(
-                    first_name,
-                    last_name,
-                    gender,
-                    birthday,
-                    email,
-                    phone,
-                    drivers_license,
-                    notes,
-                )| {
-                    CustomerForm {
-                        first_name,
-                        last_name,
-                        gender,
-                        birthday,
-                        email,
-                        phone,
-                        drivers_license,
-                        notes,
-                    }
-                },
-            )
-    }
-
-    /// A valid customer to create, made the way the API makes one.
-    pub(crate) fn new_customer() -> impl Strategy<Value = NewCustomer> {
-        form(|| name().prop_map(Input::Text).boxed())
-            .prop_filter_map("a valid form", |f| NewCustomer::parse(&f, today()).ok())
-    }
-
-    /// A valid PATCH (absent fields untouched, null ones cleared), made the way the API
-    /// makes one; a PUT is a patch that names every field.
-    pub(crate) fn patch() -> impl Strategy<Value = CustomerPatch> {
-        prop_oneof![
-            form(|| prop_oneof![Just(Input::Absent), name().prop_map(Input::Text)].boxed())
-                .prop_filter_map("a valid patch", |f| {
-                    CustomerPatch::parse_partial(&f, today()).ok()
-                }),
-            form(|| name().prop_map(Input::Text).boxed()).prop_filter_map("a valid put", |f| {
-                CustomerPatch::parse_full(&f, today()).ok()
-            }),
-        ]
-    }
-
-    /// Any JSON value, a few levels deep.
-    pub(crate) fn json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            any::<String>().prop_map(Value::from),
-            "[ 0-9()+.-]{0,16}".prop_map(Value::from),
-            "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:]{8})?".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(3, 24, 6, |inner| {
-            prop_oneof![
-                vec(inner.clone(), 0..6).prop_map(Value::Array),
-                vec(("[a-zA-Z_]{1,12}", inner), 0..6)
-                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
-            ]
-        })
-    }
-
-    /// A JSON object with some of `keys` (and maybe others), each any JSON value.
-    pub(crate) fn record(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
-        vec(
-            (
-                prop_oneof![
-                    4 => prop::sample::select(keys).prop_map(str::to_owned),
-                    1 => "[a-zA-Z_]{1,12}",
-                ],
-                prop_oneof![
-                    3 => any::<String>().prop_map(Value::from),
-                    1 => json(),
-                ],
-            ),
-            0..=keys.len() + 2,
-        )
-        .prop_map(|pairs| Value::Object(pairs.into_iter().collect()))
-    }
-
-    /// What every customer read from a vendor must be: as valid as a parsed one.
-    pub(crate) fn assert_valid(c: &Customer) -> Result<(), TestCaseError> {
-        prop_assert_eq!(
-            CustomerId::parse(c.customer_id.as_str()),
-            Some(c.customer_id.clone())
-        );
-        prop_assert_eq!(
-            PersonName::parse(c.first_name.as_str()),
-            Ok(c.first_name.clone())
-        );
-        prop_assert_eq!(
-            PersonName::parse(c.last_name.as_str()),
-            Ok(c.last_name.clone())
-        );
-        prop_assert!(!c.status.as_str().is_empty());
-        prop_assert_eq!(c.status.as_str(), c.status.as_str().to_ascii_uppercase());
-        if let Some(email) = &c.email {
-            prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
-        }
-        if let Some(phone) = &c.phone {
-            prop_assert_eq!(Phone::parse(phone.as_str()), Ok(phone.clone()));
-        }
-        if let Some(date) = c.birthday {
-            // The API prints it as `YYYY-MM-DD`.
-            let iso = date.format("%Y-%m-%d").to_string();
-            prop_assert_eq!(date_prefix(&iso), Some(date), "{}", iso);
-        }
-        for text in [&c.drivers_license, &c.notes].into_iter().flatten() {
-            prop_assert!(!text.is_empty());
-            prop_assert_eq!(text.trim(), text.as_str());
-        }
-        Ok(())
-    }
 
     proptest! {
         #[test]

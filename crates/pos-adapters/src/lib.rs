@@ -3,23 +3,90 @@
 //! just the vendors it needs.
 //!
 //! Depends on `domain` only (plus `reqwest` and friends for the shared plumbing in [`http`]);
-//! never on actix, diesel or any other crate of the workspace. The built-in `local` POS is not here: its customers live in
-//! pos-gateway's own database, so it belongs to the persistence crate.
+//! never on actix, diesel or any other crate of the workspace. The built-in `local` POS is not
+//! here: its customers live in pos-gateway's own database, so it belongs to the persistence
+//! crate.
+//!
+//! # Using one vendor from another service
+//! Take the crate without its default features and name the vendor you need:
+//!
+//! ```toml
+//! [dependencies]
+//! pos-adapters = { package = "pos-gateway-pos-adapters", git = "...", default-features = false, features = ["treez"] }
+//! ```
+//!
+//! Then open a store's POS from its config (the JSON `pos-gateway store add --config` takes;
+//! keys per vendor in docs/vendors/) and call the port:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use domain::{CustomerDirectory, CustomerQuery, Store, StoreId, Vendor};
+//!
+//! let store = Store {
+//!     id: StoreId(1),
+//!     name: "Main St".into(),
+//!     vendor: Vendor::Treez,
+//!     config: serde_json::json!({
+//!         "dispensary": "my-shop", "client_id": "...", "api_key": "...",
+//!     }),
+//! };
+//! let treez = pos_adapters::connect(&store)?;
+//! let query = CustomerQuery { phone_digits: Some("5551234567".into()), limit: 10, ..Default::default() };
+//! for customer in treez.find(&query).await?.customers {
+//!     println!("{} {}", customer.first_name.as_str(), customer.last_name.as_str());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/one_vendor.rs` does the same against the Treez test double. Every call is bounded
+//! by a timeout, retried only when that is safe, rate limited per store and behind a circuit
+//! breaker ([`http::VendorHttp`]); errors are the domain's [`domain::PosError`], and no
+//! credential ever reaches an error, a log line or `Debug` output.
+//!
+//! # Adding a vendor
+//! A vendor is a module implementing [`VendorAdapter`] plus one line in the `vendors!` list
+//! below and one cargo feature; docs/adding-a-vendor.md has the whole recipe.
 
 use std::sync::Arc;
 
-#[cfg(any(feature = "treez", feature = "dutchie"))]
-mod convert;
+use domain::{Capabilities, CustomerDirectory, Store, Vendor};
+use serde::de::DeserializeOwned;
+
+pub mod config;
+pub mod convert;
 pub mod http;
+pub mod paging;
+#[cfg(test)]
+mod properties;
 
-#[cfg(feature = "dutchie")]
-pub mod dutchie;
-#[cfg(feature = "treez")]
-pub mod treez;
-
-use domain::{CustomerDirectory, Store, Vendor};
-
+pub use config::{CommonConfig, MAX_TIMEOUT, parse_config};
 pub use http::Settings;
+
+/// Declares each vendor once: its module (behind the cargo feature of the same name) and its
+/// entry in [`VENDORS`]. A new vendor is one line here.
+macro_rules! vendors {
+    ($($feature:literal => $module:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = $feature)]
+            pub mod $module;
+        )*
+
+        /// Every vendor this build has an adapter for (its cargo feature is on), besides the
+        /// built-in `local` POS: the one list the rest of the gateway reads.
+        pub static VENDORS: &[VendorSpec] = &[
+            $(
+                #[cfg(feature = $feature)]
+                VendorSpec::of::<$module::Adapter>(),
+            )*
+        ];
+    };
+}
+
+vendors! {
+    "treez" => treez,
+    "dutchie" => dutchie,
+}
 
 /// Why a store's POS could not be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,30 +101,99 @@ pub enum AdapterError {
     Config { vendor: Vendor, message: String },
 }
 
-/// The vendors this build can talk to, besides `local`.
-pub fn available_vendors() -> Vec<Vendor> {
-    [
-        cfg!(feature = "treez").then_some(Vendor::Treez),
-        cfg!(feature = "dutchie").then_some(Vendor::Dutchie),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+/// What a vendor module gives the registry: its config type and how to open a store's
+/// adapter from it. [`VendorSpec::of`] turns it into the vendor's entry in [`VENDORS`].
+pub trait VendorAdapter: CustomerDirectory + Sized + 'static {
+    const VENDOR: Vendor;
+    /// What the vendor offers. A store's adapter may offer less when its config says so (its
+    /// [`CustomerDirectory::capabilities`] is the store's truth).
+    const CAPABILITIES: Capabilities;
+    /// The store config (`store add --config`), with [`CommonConfig`] flattened in, read by
+    /// [`parse_config`].
+    type Config: DeserializeOwned;
+
+    /// Opens a store's adapter: the vendor's own checks of the config (their errors name the
+    /// key, never the value), its published limits, then the store's overrides. Sends nothing.
+    fn open(config: Self::Config, settings: &Settings) -> Result<Self, AdapterError>;
+
+    /// Reads a store's config and opens its adapter: [`parse_config`] then [`open`], for a
+    /// caller that wants the vendor's own type (Dutchie's `whoami`) rather than the port.
+    ///
+    /// [`open`]: VendorAdapter::open
+    fn connect(config: &serde_json::Value, settings: &Settings) -> Result<Self, AdapterError> {
+        Self::open(parse_config(Self::VENDOR, config)?, settings)
+    }
+}
+
+/// One vendor of this build: everything the rest of the gateway needs to know of it.
+#[derive(Clone, Copy)]
+pub struct VendorSpec {
+    pub vendor: Vendor,
+    /// What the vendor offers (a store's adapter may offer less).
+    pub capabilities: Capabilities,
+    connect: Connect,
+}
+
+type Connect =
+    fn(&serde_json::Value, &Settings) -> Result<Arc<dyn CustomerDirectory>, AdapterError>;
+
+impl VendorSpec {
+    /// The entry of vendor module `A`.
+    pub const fn of<A: VendorAdapter>() -> Self {
+        Self {
+            vendor: A::VENDOR,
+            capabilities: A::CAPABILITIES,
+            connect: connect_as::<A>,
+        }
+    }
+
+    /// The name stores and the CLI use (`treez`), and the other names it answers to.
+    pub fn names(&self) -> (&'static str, &'static [&'static str]) {
+        (self.vendor.as_str(), self.vendor.aliases())
+    }
+
+    /// Opens a store's POS from its config with the deployment's `settings`.
+    pub fn connect(
+        &self,
+        config: &serde_json::Value,
+        settings: &Settings,
+    ) -> Result<Arc<dyn CustomerDirectory>, AdapterError> {
+        (self.connect)(config, settings)
+    }
+
+    /// Checks a store's config as [`VendorSpec::connect`] would, sending nothing.
+    pub fn validate(&self, config: &serde_json::Value) -> Result<(), AdapterError> {
+        self.connect(config, &Settings::default()).map(drop)
+    }
+}
+
+impl std::fmt::Debug for VendorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorSpec")
+            .field("vendor", &self.vendor)
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect_as<A: VendorAdapter>(
+    config: &serde_json::Value,
+    settings: &Settings,
+) -> Result<Arc<dyn CustomerDirectory>, AdapterError> {
+    Ok(Arc::new(A::connect(config, settings)?))
+}
+
+/// The entry of `vendor` in [`VENDORS`]: `None` when this build has no adapter for it.
+pub fn spec(vendor: Vendor) -> Option<&'static VendorSpec> {
+    VENDORS.iter().find(|spec| spec.vendor == vendor)
 }
 
 /// Checks a store's vendor config before it is saved, so a bad config is refused at
 /// `store add`, not at a kiosk's first request. Opening a client checks the same things.
 pub fn validate_config(vendor: Vendor, config: &serde_json::Value) -> Result<(), AdapterError> {
-    connect_with(
-        &Store {
-            id: domain::StoreId(0),
-            name: String::new(),
-            vendor,
-            config: config.clone(),
-        },
-        &Settings::default(),
-    )
-    .map(drop)
+    spec(vendor)
+        .ok_or(AdapterError::NotBuilt(vendor))?
+        .validate(config)
 }
 
 /// Opens the POS port for a store whose vendor is not `local`, with default settings.
@@ -68,30 +204,13 @@ pub fn connect(store: &Store) -> Result<Arc<dyn CustomerDirectory>, AdapterError
 /// Opens the POS port for a store whose vendor is not `local`. `settings` are the
 /// deployment's (`POS_GATEWAY_POS_TIMEOUT`); the vendor's published limits and the store
 /// config's own overrides are applied on top.
-#[cfg_attr(
-    not(any(feature = "treez", feature = "dutchie")),
-    allow(unused_variables)
-)]
 pub fn connect_with(
     store: &Store,
     settings: &Settings,
 ) -> Result<Arc<dyn CustomerDirectory>, AdapterError> {
-    if !store.config.is_object() {
-        return Err(AdapterError::Config {
-            vendor: store.vendor,
-            message: "the config must be a JSON object".to_owned(),
-        });
-    }
-    match store.vendor {
-        #[cfg(feature = "treez")]
-        Vendor::Treez => Ok(Arc::new(treez::Treez::connect(&store.config, settings)?)),
-        #[cfg(feature = "dutchie")]
-        Vendor::Dutchie => Ok(Arc::new(dutchie::Dutchie::connect(
-            &store.config,
-            settings,
-        )?)),
-        other => Err(AdapterError::NotBuilt(other)),
-    }
+    spec(store.vendor)
+        .ok_or(AdapterError::NotBuilt(store.vendor))?
+        .connect(&store.config, settings)
 }
 
 #[cfg(test)]
@@ -114,5 +233,14 @@ mod tests {
             validate_config(Vendor::Cova, &serde_json::json!({})),
             Err(AdapterError::NotBuilt(Vendor::Cova))
         );
+        assert!(spec(Vendor::Local).is_none(), "local is not an adapter");
+    }
+
+    #[test]
+    fn each_vendor_is_listed_once_with_its_features_name() {
+        for spec in VENDORS {
+            let same = VENDORS.iter().filter(|s| s.vendor == spec.vendor).count();
+            assert_eq!(same, 1, "{:?}", spec.vendor);
+        }
     }
 }

@@ -15,13 +15,14 @@ mod wire;
 use async_trait::async_trait;
 use domain::{
     Capabilities, Customer, CustomerDirectory, CustomerId, CustomerPage, CustomerPatch,
-    CustomerQuery, FieldError, NewCustomer, Operation, PageToken, PosError, ValidationErrors,
-    Vendor,
+    CustomerQuery, NewCustomer, Operation, OptionalField, PosError, SearchFilter, Vendor,
 };
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::http::{Method, Secret, StatusCode, VendorAnswer, VendorHttp, VendorRequest};
-use crate::{AdapterError, Settings};
+use crate::paging::{PageCursor, usable};
+use crate::{AdapterError, CommonConfig, Settings, VendorAdapter};
 
 pub use wire::Location;
 
@@ -34,6 +35,31 @@ pub const RATE_LIMIT_PER_MINUTE: u32 = 120;
 /// The largest `PageSize` of `customers-paginated`.
 const MAX_PAGE_SIZE: u32 = 100;
 
+/// What Dutchie offers: no get by id (the mirror answers), and no licence search (Dutchie
+/// keeps only a hash of the licence, which it never gives back).
+const CAPABILITIES: Capabilities = Capabilities {
+    get_customer: false,
+    search_by: &[SearchFilter::Email, SearchFilter::Phone, SearchFilter::Name],
+    unreadable_fields: &[OptionalField::DriversLicense],
+    ..Capabilities::ALL
+};
+
+/// The adapter the registry opens for a Dutchie store.
+pub type Adapter = Dutchie;
+
+/// A store's Dutchie config (`store add --config`).
+#[derive(Clone, Deserialize)]
+pub struct DutchieConfig {
+    /// The location's API key, the Basic user name.
+    #[serde(deserialize_with = "crate::config::secret")]
+    pub location_key: Secret,
+    /// The integrator's key, the Basic password, when Dutchie gave one.
+    #[serde(default, deserialize_with = "crate::config::optional_secret")]
+    pub integrator_key: Option<Secret>,
+    #[serde(flatten)]
+    pub common: CommonConfig,
+}
+
 /// One store's Dutchie location.
 pub struct Dutchie {
     http: VendorHttp,
@@ -41,72 +67,39 @@ pub struct Dutchie {
     integrator_key: Option<Secret>,
 }
 
-/// A config error naming the key, never its value.
-fn config_error(message: String) -> AdapterError {
-    AdapterError::Config {
-        vendor: Vendor::Dutchie,
-        message,
-    }
-}
+impl VendorAdapter for Dutchie {
+    const VENDOR: Vendor = Vendor::Dutchie;
+    const CAPABILITIES: Capabilities = CAPABILITIES;
+    type Config = DutchieConfig;
 
-/// A key of the store config: `None` when absent, null or blank.
-fn key(config: &Value, name: &str) -> Result<Option<Secret>, AdapterError> {
-    let text = match config.get(name) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(text)) => text.trim(),
-        Some(_) => return Err(config_error(format!("key \"{name}\" must be a string"))),
-    };
-    if text.is_empty() {
-        return Ok(None);
-    }
-    if text.chars().any(char::is_control) {
-        return Err(config_error(format!(
-            "key \"{name}\" contains control characters"
-        )));
-    }
-    Ok(Some(Secret::new(text)))
-}
-
-impl Dutchie {
-    /// Opens a store's Dutchie location from its config: `location_key` (required),
-    /// `integrator_key`, `base_url`, `timeout`, `rate_limit_per_minute` (optional). Nothing is
-    /// sent: [`Dutchie::whoami`] checks the key.
-    pub fn connect(config: &Value, settings: &Settings) -> Result<Self, AdapterError> {
-        // A non-string key is as good as none: the message is the same, and names no value.
-        let location_key = match config.get("location_key") {
-            Some(Value::String(_)) => key(config, "location_key")?,
-            _ => None,
-        }
-        .ok_or_else(|| config_error("missing key \"location_key\"".to_owned()))?;
+    /// Nothing is sent: [`Dutchie::whoami`] checks the key.
+    fn open(config: DutchieConfig, settings: &Settings) -> Result<Self, AdapterError> {
         // RFC 7617: the Basic user-id cannot contain a colon; the vendor would read a
         // different key.
-        if location_key.expose().contains(':') {
-            return Err(config_error(
-                "key \"location_key\" must not contain ':'".to_owned(),
-            ));
+        if config.location_key.expose().contains(':') {
+            return Err(AdapterError::Config {
+                vendor: Vendor::Dutchie,
+                message: "key \"location_key\" must not contain ':'".to_owned(),
+            });
         }
-        let integrator_key = key(config, "integrator_key")?;
-        let base_url = match config.get("base_url") {
-            None | Some(Value::Null) => DEFAULT_BASE_URL,
-            Some(Value::String(url)) => url.as_str(),
-            Some(_) => return Err(config_error("base_url must be an http(s) URL".to_owned())),
-        };
-        let settings = Settings {
-            rate_limit_per_minute: Some(RATE_LIMIT_PER_MINUTE),
-            ..settings.clone()
-        }
-        .with_store_overrides(Vendor::Dutchie, config)?;
-        let secrets: Vec<Secret> = std::iter::once(location_key.clone())
-            .chain(integrator_key.clone())
+        let settings = settings
+            .clone()
+            .with_rate_limit(RATE_LIMIT_PER_MINUTE)
+            .with_overrides(&config.common);
+        let secrets: Vec<Secret> = std::iter::once(config.location_key.clone())
+            .chain(config.integrator_key.clone())
             .collect();
+        let base_url = config.common.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         let http = VendorHttp::new(Vendor::Dutchie, base_url, settings, &secrets)?;
         Ok(Self {
             http,
-            location_key,
-            integrator_key,
+            location_key: config.location_key,
+            integrator_key: config.integrator_key,
         })
     }
+}
 
+impl Dutchie {
     /// The location the key opens (`GET /whoami`): a cheap check of the credentials.
     pub async fn whoami(&self) -> Result<Location, PosError> {
         let answer = self
@@ -123,30 +116,16 @@ impl Dutchie {
     }
 
     async fn list(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
-        let page = query.page.as_ref().map_or(Ok(1), page_number)?;
-        let size = query.limit.clamp(1, MAX_PAGE_SIZE);
+        let cursor = PageCursor::read(query.page.as_ref(), query.limit, MAX_PAGE_SIZE)?;
         let request = self
             .request(Method::GET, ["customer", "customers-paginated"])
-            .query("PageNumber", &page.to_string())
-            .query("PageSize", &size.to_string());
+            .query("PageNumber", &cursor.page.to_string())
+            .query("PageSize", &cursor.size.to_string());
         let answer = self.http.read(request).await?;
         let records: Vec<wire::WireCustomer> = answer.json()?;
-        // A short page is the last: Dutchie gives no total.
-        let full = records.len() >= usize::try_from(size).unwrap_or(usize::MAX);
-        let customers = records
-            .iter()
-            .filter_map(|record| match record.to_customer() {
-                Ok(customer) => Some(customer),
-                Err(why) => {
-                    // One unusable record must not hide the rest of the page.
-                    tracing::warn!(vendor = %Vendor::Dutchie, %why, "skipping a customer record");
-                    None
-                }
-            })
-            .collect();
         Ok(CustomerPage {
-            customers,
-            next: full.then(|| PageToken(page.saturating_add(1).to_string())),
+            customers: usable(Vendor::Dutchie, &records, wire::WireCustomer::to_customer),
+            next: cursor.next(records.len()),
         })
     }
 
@@ -232,16 +211,6 @@ impl Dutchie {
     }
 }
 
-/// The page a list cursor names; anything else was not made by us.
-fn page_number(token: &PageToken) -> Result<u32, PosError> {
-    token
-        .0
-        .parse::<u32>()
-        .ok()
-        .filter(|p| *p >= 1)
-        .ok_or_else(|| PosError::Rejected(ValidationErrors::single("cursor", FieldError::Invalid)))
-}
-
 /// A single-customer answer as our customer; a record without id or name is a bad answer.
 fn to_customer(record: &wire::WireCustomer, answer: &VendorAnswer) -> Result<Customer, PosError> {
     record.to_customer().map_err(|why| PosError::BadAnswer {
@@ -269,14 +238,7 @@ impl CustomerDirectory for Dutchie {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list_customers: true,
-            search_customers: true,
-            get_customer: false,
-            create_customer: true,
-            update_customer: true,
-            required_fields: &[],
-        }
+        CAPABILITIES
     }
 
     fn is_mirror(&self) -> bool {

@@ -1,17 +1,16 @@
 //! How a store's vendor calls behave: timeouts, retries, bounds, rate limit and breaker.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
-use domain::Vendor;
-
-use crate::AdapterError;
+use crate::config::CommonConfig;
 
 /// The default of `POS_GATEWAY_POS_TIMEOUT`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The knobs of a store's [`VendorHttp`](super::VendorHttp). Vendor modules start from
 /// [`Settings::default`] (with the deployment's timeout), set what the vendor publishes (its
-/// rate limit), then apply the store's own overrides with [`Settings::with_store_overrides`].
+/// rate limit), then apply the store's own overrides with [`Settings::with_overrides`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// The most a kiosk waits for one vendor call, *including* retries, back-off, rate-limit
@@ -81,79 +80,50 @@ impl Settings {
         }
     }
 
-    /// Applies a store config's optional `timeout` (`"3s"`, `"1500ms"` or a number of seconds)
-    /// and `rate_limit_per_minute` (a positive integer, or `null` for none), so one slow or
+    /// The vendor's published request limit, before the store's own overrides.
+    pub fn with_rate_limit(self, per_minute: u32) -> Self {
+        Self {
+            rate_limit_per_minute: Some(per_minute),
+            ..self
+        }
+    }
+
+    /// Applies a store config's own `timeout` and `rate_limit_per_minute`, so one slow or
     /// tightly limited store can be tuned without touching the others.
-    pub fn with_store_overrides(
-        mut self,
-        vendor: Vendor,
-        config: &serde_json::Value,
-    ) -> Result<Self, AdapterError> {
-        let invalid = |message: &str| AdapterError::Config {
-            vendor,
-            message: message.to_owned(),
-        };
-        match config.get("timeout") {
-            None | Some(serde_json::Value::Null) => {}
-            Some(value) => {
-                let timeout = match value {
-                    serde_json::Value::String(text) => humantime::parse_duration(text.trim()).ok(),
-                    serde_json::Value::Number(n) => n
-                        .as_f64()
-                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-                        .map(Duration::from_secs_f64),
-                    _ => None,
-                }
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    invalid("timeout must be a duration such as \"10s\" or a number of seconds")
-                })?;
-                self.timeout = timeout;
-                self.connect_timeout = self.connect_timeout.min(timeout);
-            }
+    pub fn with_overrides(mut self, common: &CommonConfig) -> Self {
+        if let Some(timeout) = common.timeout {
+            self.timeout = timeout;
+            self.connect_timeout = self.connect_timeout.min(timeout);
         }
-        match config.get("rate_limit_per_minute") {
-            None => {}
-            Some(serde_json::Value::Null) => self.rate_limit_per_minute = None,
-            Some(value) => {
-                let limit = value
-                    .as_u64()
-                    .filter(|n| *n > 0)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| invalid("rate_limit_per_minute must be a positive integer"))?;
-                self.rate_limit_per_minute = Some(limit);
-            }
+        if let Some(limit) = common.rate_limit_per_minute {
+            self.rate_limit_per_minute = limit.map(NonZeroU32::get);
         }
-        Ok(self)
+        self
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn store_overrides_apply_and_bad_ones_name_the_key() {
+    fn store_overrides_apply_over_the_vendors_limit() {
         let s = Settings::with_timeout(Duration::from_secs(1));
         assert_eq!(s.connect_timeout, Duration::from_secs(1));
-        let s = Settings::default()
-            .with_store_overrides(
-                Vendor::Dutchie,
-                &json!({"timeout": "1500ms", "rate_limit_per_minute": 60}),
-            )
-            .unwrap();
-        assert_eq!(s.timeout, Duration::from_millis(1500));
-        assert_eq!(s.rate_limit_per_minute, Some(60));
-        let n = Settings::default().with_store_overrides(Vendor::Cova, &json!({"timeout": 2}));
-        assert_eq!(n.unwrap().timeout, Duration::from_secs(2));
-        for bad in [
-            json!({"timeout": "soon"}),
-            json!({"timeout": 0}),
-            json!({"rate_limit_per_minute": 0}),
-        ] {
-            let err = Settings::default().with_store_overrides(Vendor::Cova, &bad);
-            assert!(matches!(err, Err(AdapterError::Config { .. })), "{bad}");
-        }
+        let vendor = Settings::default().with_rate_limit(120);
+        let tuned = vendor.clone().with_overrides(&CommonConfig {
+            timeout: Some(Duration::from_millis(1500)),
+            rate_limit_per_minute: Some(NonZeroU32::new(60)),
+            base_url: None,
+        });
+        assert_eq!(tuned.timeout, Duration::from_millis(1500));
+        assert_eq!(tuned.rate_limit_per_minute, Some(60));
+        let off = vendor.clone().with_overrides(&CommonConfig {
+            rate_limit_per_minute: Some(None),
+            ..CommonConfig::default()
+        });
+        assert_eq!(off.rate_limit_per_minute, None);
+        let kept = vendor.with_overrides(&CommonConfig::default());
+        assert_eq!(kept.rate_limit_per_minute, Some(120));
     }
 }

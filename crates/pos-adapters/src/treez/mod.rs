@@ -1,6 +1,6 @@
 //! Treez, over its v2 API: `client_id` + `apikey` are exchanged for a two-hour token at
 //! `config/api/gettokens`, then every call carries `authorization: <token>` and `client_id`.
-//! Field mapping and error reading are in [`wire`]; docs/vendors/treez.md has the sources,
+//! Field mapping and error reading are in `wire.rs`; docs/vendors/treez.md has the sources,
 //! the quirks and what is unverified.
 
 #[cfg(test)]
@@ -15,15 +15,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::{
     Capabilities, Customer, CustomerDirectory, CustomerId, CustomerPage, CustomerPatch,
-    CustomerQuery, NewCustomer, Operation, OptionalField, PageToken, PosError, Vendor,
+    CustomerQuery, NewCustomer, Operation, OptionalField, PosError, SearchFilter, Vendor,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::convert::ten_digits;
 use crate::http::{
     Method, Secret, StatusCode, TokenCache, VendorAnswer, VendorHttp, VendorRequest,
 };
-use crate::{AdapterError, Settings};
+use crate::paging::{PageCursor, offset_page};
+use crate::{AdapterError, CommonConfig, Settings, VendorAdapter};
 
 use wire::Envelope;
 
@@ -43,81 +45,46 @@ const LIST_FROM: &str = "1970-01-01T00:00:00.000+00:00";
 /// so it is one line to correct.
 const UPDATE_PATH: [&str; 1] = ["customer"];
 
-/// What Treez offers; a birthday is required on create (spec).
+/// What Treez offers: every operation; searches by licence, e-mail and phone (name alone is
+/// the mirror's); a birthday is required on create (spec).
 const CAPABILITIES: Capabilities = Capabilities {
     required_fields: &[OptionalField::Birthday],
+    search_by: &[
+        SearchFilter::DriversLicense,
+        SearchFilter::Email,
+        SearchFilter::Phone,
+    ],
     ..Capabilities::ALL
 };
 
+/// The adapter the registry opens for a Treez store.
+pub type Adapter = Treez;
+
 /// A store's Treez config (`store add --config`).
-#[derive(Clone)]
+#[derive(Clone, Deserialize)]
 pub struct TreezConfig {
+    /// The dispensary's short name at Treez (`<slug>.treez.io`).
+    #[serde(deserialize_with = "crate::config::plain_text")]
     pub dispensary: String,
+    #[serde(deserialize_with = "crate::config::secret")]
     pub client_id: Secret,
+    #[serde(deserialize_with = "crate::config::secret")]
     pub api_key: Secret,
-    pub base_url: String,
-    /// Sent on create; Treez requires one. `ADULT` unless the store sets `patient_type`.
-    pub patient_type: String,
+    /// Sent on create; Treez requires one.
+    #[serde(default)]
+    pub patient_type: PatientType,
+    #[serde(flatten)]
+    pub common: CommonConfig,
 }
 
-impl TreezConfig {
-    /// Reads and checks the config; errors name the key, never a value.
-    pub fn parse(config: &Value) -> Result<Self, AdapterError> {
-        let invalid = |message: String| AdapterError::Config {
-            vendor: Vendor::Treez,
-            message,
-        };
-        let required = |key: &str| -> Result<String, AdapterError> {
-            match config.get(key) {
-                None | Some(Value::Null) => Err(invalid(format!("missing key \"{key}\""))),
-                Some(Value::String(s)) if s.trim().is_empty() => {
-                    Err(invalid(format!("key \"{key}\" is blank")))
-                }
-                Some(Value::String(s)) if s.chars().any(char::is_control) => Err(invalid(format!(
-                    "key \"{key}\" contains control characters"
-                ))),
-                Some(Value::String(s)) => Ok(s.trim().to_owned()),
-                Some(_) => Err(invalid(format!("key \"{key}\" must be a string"))),
-            }
-        };
-        let dispensary = required("dispensary")?;
-        if !dispensary
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        {
-            return Err(invalid(
-                "key \"dispensary\" must be the dispensary's short name (letters, digits, - and _)"
-                    .to_owned(),
-            ));
-        }
-        let client_id = Secret::new(required("client_id")?);
-        let api_key = Secret::new(required("api_key")?);
-        let base_url = match config.get("base_url") {
-            None | Some(Value::Null) => DEFAULT_BASE_URL.to_owned(),
-            Some(Value::String(url)) => url.trim().trim_end_matches('/').to_owned(),
-            Some(_) => return Err(invalid("key \"base_url\" must be a string".to_owned())),
-        };
-        let patient_type = match config.get("patient_type") {
-            None | Some(Value::Null) => "ADULT".to_owned(),
-            Some(Value::String(kind))
-                if ["ADULT", "MEDICAL", "MEDICAL_MMID"].contains(&kind.as_str()) =>
-            {
-                kind.clone()
-            }
-            Some(_) => {
-                return Err(invalid(
-                    "key \"patient_type\" must be one of ADULT, MEDICAL, MEDICAL_MMID".to_owned(),
-                ));
-            }
-        };
-        Ok(Self {
-            dispensary,
-            client_id,
-            api_key,
-            base_url,
-            patient_type,
-        })
-    }
+/// Treez's `patient_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PatientType {
+    #[default]
+    Adult,
+    Medical,
+    MedicalMmid,
 }
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<(Secret, Duration), PosError>> + Send>>;
@@ -128,16 +95,32 @@ pub struct Treez {
     http: Arc<VendorHttp>,
     tokens: TokenCache<FetchToken>,
     client_id: Secret,
-    patient_type: String,
+    patient_type: PatientType,
 }
 
-impl Treez {
-    /// Opens a store's Treez. Treez publishes no rate limit, so none is set unless the store
-    /// config's `rate_limit_per_minute` asks for one.
-    pub fn connect(raw: &Value, settings: &Settings) -> Result<Self, AdapterError> {
-        let config = TreezConfig::parse(raw)?;
-        let settings = settings.clone().with_store_overrides(Vendor::Treez, raw)?;
-        let base = format!("{}/{}", config.base_url, config.dispensary);
+impl VendorAdapter for Treez {
+    const VENDOR: Vendor = Vendor::Treez;
+    const CAPABILITIES: Capabilities = CAPABILITIES;
+    type Config = TreezConfig;
+
+    /// Treez publishes no rate limit, so none is set unless the store config's
+    /// `rate_limit_per_minute` asks for one.
+    fn open(config: TreezConfig, settings: &Settings) -> Result<Self, AdapterError> {
+        if !config
+            .dispensary
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Err(AdapterError::Config {
+                vendor: Vendor::Treez,
+                message:
+                    "key \"dispensary\" must be the dispensary's short name (letters, digits, - and _)"
+                        .to_owned(),
+            });
+        }
+        let settings = settings.clone().with_overrides(&config.common);
+        let base_url = config.common.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base = format!("{base_url}/{}", config.dispensary);
         let http = Arc::new(VendorHttp::new(
             Vendor::Treez,
             &base,
@@ -159,7 +142,9 @@ impl Treez {
             patient_type: config.patient_type,
         })
     }
+}
 
+impl Treez {
     /// Sends a request with the store's token; after a 401 the token is dropped and the
     /// request sent once more with a new one. That is safe even for a create: a 401 means Treez
     /// refused the request before doing anything.
@@ -216,11 +201,8 @@ impl Treez {
     }
 
     async fn list(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
-        let (page, size) = match &query.page {
-            Some(token) => parse_page_token(token).ok_or_else(bad_cursor)?,
-            None => (1, query.limit.clamp(1, MAX_PAGE_SIZE)),
-        };
-        let (page_text, size_text) = (page.to_string(), size.to_string());
+        let cursor = PageCursor::read(query.page.as_ref(), query.limit, MAX_PAGE_SIZE)?;
+        let (page_text, size_text) = (cursor.page.to_string(), cursor.size.to_string());
         let answer = self
             .send(
                 || {
@@ -241,16 +223,16 @@ impl Treez {
                 false,
             )
             .await?;
-        // Records, not usable customers: a skipped record must not make a full page look short.
         let records = answer
             .body()
             .get("data")
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
         let customers = self.read_customers(answer)?.unwrap_or_default();
-        // A short page is the last (Treez gives no total).
-        let next = (records >= size as usize).then(|| PageToken(format!("{}:{size}", page + 1)));
-        Ok(CustomerPage { customers, next })
+        Ok(CustomerPage {
+            customers,
+            next: cursor.next(records),
+        })
     }
 
     async fn search(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
@@ -287,14 +269,7 @@ impl Treez {
             .into_iter()
             .filter(|c| rest.matches(c))
             .collect();
-        let offset = match &query.page {
-            Some(token) => token.0.parse::<usize>().map_err(|_| bad_cursor())?,
-            None => 0,
-        };
-        let limit = query.limit.max(1) as usize;
-        let next = (found.len() > offset + limit).then(|| PageToken((offset + limit).to_string()));
-        let customers = found.into_iter().skip(offset).take(limit).collect();
-        Ok(CustomerPage { customers, next })
+        offset_page(found, query.page.as_ref(), query.limit)
     }
 
     /// The one customer a write answers with.
@@ -348,23 +323,6 @@ fn rejection(envelope: &Envelope, answer: VendorAnswer) -> PosError {
     }
 }
 
-fn parse_page_token(token: &PageToken) -> Option<(u32, u32)> {
-    let (page, size) = token.0.split_once(':')?;
-    let page = page.parse::<u32>().ok().filter(|p| *p >= 1)?;
-    let size = size
-        .parse::<u32>()
-        .ok()
-        .filter(|s| (1..=MAX_PAGE_SIZE).contains(s))?;
-    Some((page, size))
-}
-
-fn bad_cursor() -> PosError {
-    PosError::Rejected(domain::ValidationErrors::single(
-        "cursor",
-        domain::FieldError::Invalid,
-    ))
-}
-
 #[async_trait]
 impl CustomerDirectory for Treez {
     fn vendor(&self) -> Vendor {
@@ -400,7 +358,7 @@ impl CustomerDirectory for Treez {
     }
 
     async fn create(&self, customer: &NewCustomer) -> Result<Customer, PosError> {
-        let body = wire::new_customer(customer, &self.patient_type)?;
+        let body = wire::new_customer(customer, self.patient_type)?;
         let answer = self
             .send(
                 || {
@@ -443,8 +401,8 @@ impl std::fmt::Debug for TreezConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TreezConfig")
             .field("dispensary", &self.dispensary)
-            .field("base_url", &self.base_url)
             .field("patient_type", &self.patient_type)
+            .field("common", &self.common)
             .finish_non_exhaustive()
     }
 }

@@ -132,7 +132,10 @@ fn phone_digits(phone: &domain::Phone) -> Result<String, PosError> {
 
 /// The body of `POST customer/detailcustomer`. `birthday` is required by Treez: the domain
 /// refuses a create without it before we get here (`Capabilities::required_fields`).
-pub(super) fn new_customer(customer: &NewCustomer, patient_type: &str) -> Result<Value, PosError> {
+pub(super) fn new_customer(
+    customer: &NewCustomer,
+    patient_type: super::PatientType,
+) -> Result<Value, PosError> {
     let mut body = json!({
         "first_name": customer.first_name.as_str(),
         "last_name": customer.last_name.as_str(),
@@ -271,7 +274,7 @@ mod tests {
             ..Default::default()
         };
         let new = NewCustomer::parse(&form, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap();
-        let body = new_customer(&new, "ADULT").unwrap();
+        let body = new_customer(&new, super::super::PatientType::Adult).unwrap();
         assert_eq!(
             body,
             json!({"first_name": "Ann", "last_name": "Lee", "patient_type": "ADULT",
