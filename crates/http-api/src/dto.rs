@@ -224,6 +224,14 @@ pub struct PosInfo {
     /// `birthday`); a create without them gets a 422 on the field.
     #[schema(example = json!(["birthday"]))]
     pub required_fields: Vec<&'static str>,
+    /// The search filters the POS looks customers up by; a search by none of them is
+    /// answered from the mirror (`X-Data-Source: mirror`).
+    #[schema(example = json!(["email", "phone", "drivers_license"]))]
+    pub search_by: Vec<&'static str>,
+    /// Fields the POS does not give back (write-only there, or not kept at all): the gateway
+    /// keeps the value a kiosk gave in its mirror, and answers with it.
+    #[schema(example = json!(["drivers_license"]))]
+    pub unreadable_fields: Vec<&'static str>,
 }
 
 impl PosInfo {
@@ -238,6 +246,8 @@ impl PosInfo {
                 update_customer: c.update_customer,
             },
             required_fields: c.required_fields.iter().map(|f| f.as_str()).collect(),
+            search_by: c.search_by.iter().map(|f| f.as_str()).collect(),
+            unreadable_fields: c.unreadable_fields.iter().map(|f| f.as_str()).collect(),
         }
     }
 }
