@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 
 mod table;
 
+pub mod cova;
 pub mod dutchie;
 pub mod treez;
 
@@ -46,6 +47,7 @@ pub use table::Table;
 pub const DOUBLES: &[(&str, StartDouble)] = &[
     ("treez", boxed::<treez::Treez>),
     ("dutchie", boxed::<dutchie::Dutchie>),
+    ("cova", boxed::<cova::Cova>),
 ];
 
 /// Starts a double with its default credentials.
