@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 
 mod table;
 
+pub mod blaze;
 pub mod dutchie;
 pub mod treez;
 
@@ -46,6 +47,7 @@ pub use table::Table;
 pub const DOUBLES: &[(&str, fn() -> std::io::Result<Box<dyn VendorDouble>>)] = &[
     ("treez", boxed::<treez::Treez>),
     ("dutchie", boxed::<dutchie::Dutchie>),
+    ("blaze", boxed::<blaze::Blaze>),
 ];
 
 /// Starts the double of `vendor` (`"treez"`...) with its default credentials; `None` when no
