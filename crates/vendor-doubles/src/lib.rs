@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 
 mod table;
 
+pub mod blaze;
 pub mod cova;
 pub mod dutchie;
 pub mod treez;
@@ -48,6 +49,7 @@ pub const DOUBLES: &[(&str, StartDouble)] = &[
     ("treez", boxed::<treez::Treez>),
     ("dutchie", boxed::<dutchie::Dutchie>),
     ("cova", boxed::<cova::Cova>),
+    ("blaze", boxed::<blaze::Blaze>),
 ];
 
 /// Starts a double with its default credentials.
