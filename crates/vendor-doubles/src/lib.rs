@@ -37,6 +37,7 @@ use serde_json::{Map, Value};
 mod table;
 
 pub mod dutchie;
+pub mod flowhub;
 pub mod treez;
 
 pub use table::Table;
@@ -46,6 +47,7 @@ pub use table::Table;
 pub const DOUBLES: &[(&str, fn() -> std::io::Result<Box<dyn VendorDouble>>)] = &[
     ("treez", boxed::<treez::Treez>),
     ("dutchie", boxed::<dutchie::Dutchie>),
+    ("flowhub", boxed::<flowhub::Flowhub>),
 ];
 
 /// Starts the double of `vendor` (`"treez"`...) with its default credentials; `None` when no
