@@ -1227,7 +1227,11 @@ mod tests {
         assert_eq!(count("updated_before=2024-03-10").await, 0);
 
         // The record was created today: created filters read `createdAt`.
-        let today = Utc::now().date_naive();
+        let created = double.customers()[0]["createdAt"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let today = DateTime::parse_from_rfc3339(&created).unwrap().date_naive();
         let tomorrow = today.succ_opt().unwrap();
         let created_after = listed(&double, &format!("created_after={today}")).await;
         assert_eq!(created_after, std::slice::from_ref(&id));
