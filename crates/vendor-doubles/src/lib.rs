@@ -39,6 +39,7 @@ mod table;
 pub mod blaze;
 pub mod cova;
 pub mod dutchie;
+pub mod flowhub;
 pub mod treez;
 
 pub use table::Table;
@@ -50,6 +51,7 @@ pub const DOUBLES: &[(&str, StartDouble)] = &[
     ("dutchie", boxed::<dutchie::Dutchie>),
     ("cova", boxed::<cova::Cova>),
     ("blaze", boxed::<blaze::Blaze>),
+    ("flowhub", boxed::<flowhub::Flowhub>),
 ];
 
 /// Starts a double with its default credentials.
