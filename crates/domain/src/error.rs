@@ -49,6 +49,11 @@ pub enum PosError {
     /// The built-in `local` POS keeps customers in our own database.
     #[error("the local POS failed: {0}")]
     Storage(RepositoryError),
+    /// The store's POS cannot be opened: its stored config is unusable (changed by hand, or
+    /// from an older version). `message` names the key, never a value; it is the operator's to
+    /// fix, so kiosks get a generic answer and the log gets this.
+    #[error("the store's {vendor} configuration is unusable: {message}")]
+    Misconfigured { vendor: Vendor, message: String },
 }
 
 impl PosError {

@@ -244,7 +244,7 @@ impl CustomerService {
     }
 
     /// The store's vendor and what its POS supports; a store whose vendor this build has no
-    /// adapter for supports nothing.
+    /// adapter for supports nothing, and one whose config is unusable is an error.
     pub async fn capabilities(
         &self,
         catalog: &CatalogId,
@@ -252,7 +252,9 @@ impl CustomerService {
         let store = self.store(catalog).await?;
         let capabilities = match self.connections.directory_for(&store) {
             Ok(directory) => directory.capabilities(),
-            Err(_) => Capabilities::default(),
+            // No adapter in this build: the store's POS can do nothing here.
+            Err(PosError::Unsupported(_)) => Capabilities::default(),
+            Err(e) => return Err(e.into()),
         };
         Ok((store.vendor, capabilities))
     }

@@ -198,6 +198,11 @@ fn pos_body(error: &PosError) -> Value {
             response.as_ref(),
         ),
         PosError::Timeout { vendor, .. } => (Some(*vendor), "the POS did not answer in time", None),
+        PosError::Misconfigured { vendor, .. } => (
+            Some(*vendor),
+            "the store's POS configuration is unusable; the gateway's operator must fix it",
+            None,
+        ),
         _ => (None, "the POS failed", None),
     };
     json!({

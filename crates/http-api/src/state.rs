@@ -61,7 +61,15 @@ impl PosConnections for Connections {
         }
         let directory = pos_adapters::connect_with(store, &self.settings).map_err(|e| {
             tracing::warn!(store = %store.id, error = %e, "store has no usable POS");
-            PosError::Unsupported(Operation::ListCustomers)
+            match e {
+                // The contract's 405: this build's gateway has no such POS.
+                pos_adapters::AdapterError::NotBuilt(_) => {
+                    PosError::Unsupported(Operation::ListCustomers)
+                }
+                pos_adapters::AdapterError::Config { vendor, message } => {
+                    PosError::Misconfigured { vendor, message }
+                }
+            }
         })?;
         open.insert(
             store.id,

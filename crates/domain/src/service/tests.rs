@@ -748,6 +748,40 @@ async fn capabilities_of_a_vendor_without_an_adapter_are_all_false() {
     assert_eq!((vendor, caps), (Vendor::Cova, Capabilities::default()));
 }
 
+#[tokio::test]
+async fn a_store_whose_config_is_unusable_says_so_instead_of_supporting_nothing() {
+    let mut stores = MockStoreRegistry::new();
+    stores
+        .expect_store_for_catalog()
+        .returning(|_| Ok(Some(store(Vendor::Treez))));
+    let mut connections = MockPosConnections::new();
+    connections.expect_directory_for().returning(|_| {
+        Err(PosError::Misconfigured {
+            vendor: Vendor::Treez,
+            message: "missing key \"api_key\"".into(),
+        })
+    });
+    let service = CustomerService::new(
+        Arc::new(stores),
+        Arc::new(MockCustomerMirror::new()),
+        Arc::new(MockIdempotencyStore::new()),
+        Arc::new(MockPendingCreates::new()),
+        Arc::new(connections),
+        ServiceSettings::default(),
+    );
+    let error = service.capabilities(&catalog()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CustomerError::Pos(PosError::Misconfigured {
+                vendor: Vendor::Treez,
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+}
+
 const NEEDS_BIRTHDAY: Capabilities = Capabilities {
     required_fields: &[crate::ports::OptionalField::Birthday],
     ..Capabilities::ALL
