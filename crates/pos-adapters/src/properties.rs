@@ -466,7 +466,9 @@ mod plain {
 
         fn read_answer(answer: &Value) -> Result<Vec<Customer>, String> {
             match answer {
-                Value::Array(items) => Ok(items.iter().filter_map(|i| Self::read(i).ok()).collect()),
+                Value::Array(items) => {
+                    Ok(items.iter().filter_map(|i| Self::read(i).ok()).collect())
+                }
                 one => Self::read(one).map(|c| vec![c]),
             }
         }
