@@ -79,7 +79,8 @@ pub enum StoreCommand {
     Add {
         #[arg(long)]
         name: String,
-        /// local, treez, flowhub, dutchie (or leaflogix), blaze, cova.
+        /// `local` or a vendor this build has an adapter for (an unknown one is refused with
+        /// the list).
         #[arg(long)]
         vendor: String,
         /// The vendor's config JSON (credentials, base_url); not needed for `local`.
@@ -175,7 +176,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             if vendor != Vendor::Local {
-                pos_adapters::validate_config(vendor, &vendor_config)?;
+                pos_adapters::validate_config(vendor, &vendor_config).map_err(|e| match e {
+                    pos_adapters::AdapterError::NotBuilt(_) => {
+                        anyhow::anyhow!("{e}; it has: {}", built_vendors())
+                    }
+                    other => other.into(),
+                })?;
             }
             let database = open(&config).await?;
             let store = database
@@ -258,6 +264,20 @@ async fn open(config: &Config) -> anyhow::Result<Database> {
         .with_credentials_key(config.credentials_key.clone());
     database.migrate().await?;
     Ok(database)
+}
+
+/// The vendors this build can open, as `store add --vendor` takes them.
+fn built_vendors() -> String {
+    std::iter::once("local".to_owned())
+        .chain(pos_adapters::VENDORS.iter().map(|spec| {
+            let (name, aliases) = spec.names();
+            match aliases {
+                [] => name.to_owned(),
+                aliases => format!("{name} (or {})", aliases.join(", ")),
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Serves until SIGINT/SIGTERM, recovering journaled vendor creates in the background meanwhile
