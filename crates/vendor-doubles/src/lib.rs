@@ -191,7 +191,8 @@ pub trait VendorDouble: Send + Sync {
     /// Adds a record the vendor could hold but that no adapter can turn into a customer (no
     /// name); its vendor id.
     fn seed_unusable(&self) -> String;
-    /// The customers the vendor holds, as it would return them.
+    /// The customers the vendor holds, as stored: the shape it answers with, plus whatever it
+    /// keeps but never gives back (a write-only licence), so tests can check what it holds.
     fn customers(&self) -> Vec<Value>;
 }
 
@@ -213,7 +214,8 @@ pub trait Wire: Sized + Send + Sync + 'static {
     /// not.
     fn authorize(state: &State<Self>, op: Op, request: &HttpRequest) -> Result<(), HttpResponse>;
 
-    /// The body of an error with this status and reason, in the vendor's shape.
+    /// The body of an error with this status and reason, in the vendor's shape; `null` for
+    /// no body.
     fn error_body(status: u16, reason: &str) -> Value;
     /// The status and body of a validation failure not tied to the request's content.
     fn invalid() -> (u16, Value);
@@ -307,24 +309,36 @@ impl Shared {
     }
 }
 
-/// The answer a fault gives, in `W`'s error shape.
+/// The answer a fault gives, in `W`'s error shape (an error body of `null` is no body at all,
+/// as some vendors answer a 401).
 pub async fn respond_with<W: Wire>(fault: &Fault) -> HttpResponse {
     let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT);
+    let error = |code: u16, reason: &str| {
+        let mut response = HttpResponse::build(status(code));
+        match W::error_body(code, reason) {
+            Value::Null => response.finish(),
+            body => response.json(body),
+        }
+    };
     match fault {
-        Fault::Unauthorized => HttpResponse::Unauthorized().json(W::error_body(
+        Fault::Unauthorized => error(
             401,
             "Full authentication is required to access this resource",
-        )),
+        ),
         Fault::Invalid => {
             let (code, body) = W::invalid();
             HttpResponse::build(status(code)).json(body)
         }
-        Fault::Status(code) => {
-            HttpResponse::build(status(*code)).json(W::error_body(*code, "INJECTED_FAULT"))
+        Fault::Status(code) => error(*code, "INJECTED_FAULT"),
+        Fault::RateLimited { retry_after } => {
+            let mut response = error(429, "Too many requests");
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(retry_after) {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+            response
         }
-        Fault::RateLimited { retry_after } => HttpResponse::TooManyRequests()
-            .insert_header(("Retry-After", retry_after.as_str()))
-            .json(W::error_body(429, "Too many requests")),
         Fault::Delay(wait) => {
             tokio::time::sleep(*wait).await;
             HttpResponse::GatewayTimeout().finish()
