@@ -25,6 +25,10 @@ pub enum PosError {
     Unsupported(Operation),
     #[error("the POS has no such customer")]
     NotFound,
+    /// The POS refused a create as a duplicate (or answered an existing customer instead of
+    /// making one): the customer it already has.
+    #[error("the POS already has this customer")]
+    Duplicate(Box<Customer>),
     #[error("the POS refused fields: {0}")]
     Rejected(ValidationErrors),
     #[error("the POS refused our credentials (status {})", .0.status)]
@@ -110,6 +114,7 @@ impl From<PosError> for CustomerError {
         match error {
             PosError::Unsupported(op) => CustomerError::Unsupported(op),
             PosError::NotFound => CustomerError::CustomerNotFound,
+            PosError::Duplicate(customer) => CustomerError::Duplicate(customer),
             PosError::Rejected(errors) => CustomerError::Invalid(errors),
             PosError::Storage(e) => CustomerError::Repository(e),
             other => CustomerError::Pos(other),

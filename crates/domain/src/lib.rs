@@ -19,7 +19,7 @@ pub use customer::{
 };
 pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
-    Capabilities, CatalogId, Claim, CustomerDirectory, CustomerMirror, DuplicateKeys,
+    Capabilities, CatalogId, Claim, CreateKey, CustomerDirectory, CustomerMirror, DuplicateKeys,
     IdempotencyKey, IdempotencyStore, Operation, OptionalField, PendingCreate, PendingCreateId,
     PendingCreates, PosConnections, SearchFilter, Store, StoreId, StoreRegistry, Vendor,
 };

@@ -229,11 +229,46 @@ pub trait CustomerDirectory: Send + Sync + std::fmt::Debug {
 
     async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, PosError>;
 
-    /// Creates a customer. Never retried blindly: a create is not idempotent at any vendor.
-    async fn create(&self, customer: &NewCustomer) -> Result<Customer, PosError>;
+    /// Creates a customer. Never retried blindly: a create is not idempotent at most vendors.
+    /// `key` is the same for every attempt of one kiosk request (its `Idempotency-Key`), so a
+    /// vendor that de-duplicates creates by a key of ours (Dutchie's `ConsumerKey`) makes one
+    /// customer however often it is sent. A POS that finds the customer already exists answers
+    /// [`PosError::Duplicate`].
+    async fn create(&self, customer: &NewCustomer, key: &CreateKey) -> Result<Customer, PosError>;
 
     /// Applies a patch; `PosError::NotFound` when the customer does not exist.
     async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError>;
+}
+
+/// What identifies one create across its attempts: a name-based UUID of the kiosk's
+/// `Idempotency-Key` (and the bulk item's place), or of the create's journal entry when the
+/// kiosk sent none. Vendors that de-duplicate creates by a client key get it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CreateKey(uuid::Uuid);
+
+impl CreateKey {
+    /// pos-gateway's namespace for create keys (a random UUID, fixed once).
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2a0e_9b7d_4c55_8e3a_51d2_c0f4_7a19);
+
+    /// The key of everything named by `parts` (joined unambiguously).
+    pub fn derive(parts: &[&str]) -> Self {
+        let mut name = Vec::new();
+        for part in parts {
+            name.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            name.extend_from_slice(part.as_bytes());
+        }
+        Self(uuid::Uuid::new_v5(&Self::NAMESPACE, &name))
+    }
+
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CreateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
 }
 
 /// A store's id in our database.

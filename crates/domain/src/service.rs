@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::customer::{Customer, CustomerId, CustomerPatch, NewCustomer};
 use crate::error::{CustomerError, PosError};
 use crate::ports::{
-    Capabilities, CatalogId, Claim, CustomerDirectory, CustomerMirror, IdempotencyKey,
+    Capabilities, CatalogId, Claim, CreateKey, CustomerDirectory, CustomerMirror, IdempotencyKey,
     IdempotencyStore, Operation, OptionalField, PendingCreate, PendingCreateId, PendingCreates,
     PosConnections, Store, StoreId, StoreRegistry, Vendor,
 };
@@ -364,8 +364,10 @@ impl CustomerService {
     ) -> Result<CreateOutcome, CustomerError> {
         let (store, directory) = self.open(catalog).await?;
         ensure(directory.capabilities(), Operation::CreateCustomer)?;
+        let create_key = key.map(|k| CreateKey::derive(&[&k.scope, &k.key]));
         self.idempotent(key, async {
-            self.create_one(&store, directory.as_ref(), customer).await
+            self.create_one(&store, directory.as_ref(), customer, create_key)
+                .await
         })
         .await
     }
@@ -381,12 +383,17 @@ impl CustomerService {
         let (store, directory) = self.open(catalog).await?;
         ensure(directory.capabilities(), Operation::CreateCustomer)?;
         let work = async {
-            let outcomes = futures::stream::iter(items)
-                .map(|item| {
+            let outcomes = futures::stream::iter(items.into_iter().enumerate())
+                .map(|(index, item)| {
                     let (store, directory) = (&store, directory.as_ref());
+                    let create_key =
+                        key.map(|k| CreateKey::derive(&[&k.scope, &k.key, &index.to_string()]));
                     async move {
                         match item {
-                            Ok(customer) => self.create_one(store, directory, customer).await,
+                            Ok(customer) => {
+                                self.create_one(store, directory, customer, create_key)
+                                    .await
+                            }
                             Err(errors) => Err(CustomerError::Invalid(errors)),
                         }
                     }
@@ -453,11 +460,14 @@ impl CustomerService {
         })
     }
 
+    /// Creates one customer at the store's POS. `key` identifies the kiosk's request across its
+    /// retries (`None` without an `Idempotency-Key`: the journal entry names it then).
     async fn create_one(
         &self,
         store: &Store,
         directory: &dyn CustomerDirectory,
         customer: NewCustomer,
+        key: Option<CreateKey>,
     ) -> Result<CreateOutcome, CustomerError> {
         let missing = directory
             .capabilities()
@@ -470,14 +480,33 @@ impl CustomerService {
         }
         if directory.is_mirror() {
             // The `local` POS writes the mirror itself, in one statement: nothing to journal.
-            return Ok(CreateOutcome::Created(directory.create(&customer).await?));
+            let key = key.unwrap_or_else(|| CreateKey::derive(&[&uuid_v4()]));
+            return Ok(CreateOutcome::Created(
+                directory.create(&customer, &key).await?,
+            ));
         }
         // Journaled before the vendor can see it, so a crash between the vendor's create and
         // the mirror write leaves an entry for `recover_pending`. Nothing was sent if this
         // fails, so the create fails with it rather than go unjournaled.
         let entry = self.pending.record(store.id, &customer).await?;
-        let created = match directory.create(&customer).await {
+        let key = key.unwrap_or_else(|| {
+            CreateKey::derive(&["journal", &store.id.to_string(), &entry.to_string()])
+        });
+        let created = match directory.create(&customer, &key).await {
             Ok(created) => created,
+            // The POS had them already (a race with another till, or its own de-duplication):
+            // the contract's 409 with that customer, as if our own check had found them.
+            Err(PosError::Duplicate(existing)) => {
+                if let Err(e) = self
+                    .mirror
+                    .upsert(store.id, std::slice::from_ref(existing.as_ref()))
+                    .await
+                {
+                    tracing::warn!(store = %store.id, error = %e, "could not copy a duplicate to the mirror");
+                }
+                self.settle(store, entry).await;
+                return Ok(CreateOutcome::AlreadyExists(*existing));
+            }
             Err(error) if outcome_unknown(&error) => {
                 match self.reconcile(store, directory, &customer).await {
                     Some(found) => found,
@@ -861,6 +890,11 @@ impl CustomerService {
             Claim::InProgress => Err(CustomerError::IdempotencyKeyInProgress),
         }
     }
+}
+
+/// A key no retry will share, for a `local` create without an `Idempotency-Key`.
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Whether a failed create may have been done by the vendor all the same: it timed out, the

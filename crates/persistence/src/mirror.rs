@@ -14,7 +14,7 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 use domain::customer::license_match_key;
 use domain::query::MAX_LIMIT;
 use domain::{
-    Capabilities, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPage,
+    Capabilities, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPage,
     CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, NewCustomer,
     PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, Vendor,
 };
@@ -471,7 +471,8 @@ impl CustomerDirectory for LocalPos {
             .map_err(PosError::Storage)
     }
 
-    async fn create(&self, customer: &NewCustomer) -> Result<Customer, PosError> {
+    /// The key is not needed: the create is one statement in our own database, never re-sent.
+    async fn create(&self, customer: &NewCustomer, _key: &CreateKey) -> Result<Customer, PosError> {
         let id = CustomerId::parse(&uuid::Uuid::now_v7().to_string()).ok_or_else(|| {
             PosError::Storage(RepositoryError::Other("generated an invalid id".to_owned()))
         })?;

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use domain::{
-    CatalogId, Claim, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPatch,
-    CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, IdempotencyKey, IdempotencyStore,
-    NewCustomer, PageToken, PendingCreate, PendingCreates, PersonName, Phone, PosError,
-    RepositoryError, StoreId, StoreRegistry, Vendor,
+    CatalogId, Claim, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerMirror,
+    CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, IdempotencyKey,
+    IdempotencyStore, NewCustomer, PageToken, PendingCreate, PendingCreates, PersonName, Phone,
+    PosError, RepositoryError, StoreId, StoreRegistry, Vendor,
 };
 use persistence::{Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
 use serde_json::json;
@@ -646,7 +646,10 @@ async fn local_pos_creates_finds_and_updates(db: Database) {
         drivers_license: Some("LOVE-1815".to_owned()),
         notes: Some("first programmer".to_owned()),
     };
-    let created = pos.create(&new).await.unwrap();
+    let created = pos
+        .create(&new, &CreateKey::derive(&["test"]))
+        .await
+        .unwrap();
     assert_eq!(created.status, CustomerStatus::active());
     assert!(uuid::Uuid::parse_str(created.customer_id.as_str()).is_ok());
     assert_eq!(
@@ -654,7 +657,10 @@ async fn local_pos_creates_finds_and_updates(db: Database) {
         new.clone()
             .into_customer(created.customer_id.clone(), CustomerStatus::active())
     );
-    let second = pos.create(&new).await.unwrap();
+    let second = pos
+        .create(&new, &CreateKey::derive(&["test"]))
+        .await
+        .unwrap();
     assert_ne!(second.customer_id, created.customer_id);
 
     let id = created.customer_id.clone();

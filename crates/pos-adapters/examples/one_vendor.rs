@@ -8,8 +8,8 @@
 //! features = ["treez"]` and give the store's real config instead.
 
 use domain::{
-    CustomerForm, CustomerPatch, CustomerQuery, Input, NewCustomer, PosError, Store, StoreId,
-    Vendor,
+    CreateKey, CustomerForm, CustomerPatch, CustomerQuery, Input, NewCustomer, PosError, Store,
+    StoreId, Vendor,
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -34,7 +34,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let today = chrono::Utc::now().date_naive();
     let ann = NewCustomer::parse(&form, today).map_err(|errors| format!("{errors:?}"))?;
-    let created = treez.create(&ann).await?;
+    let created = treez
+        .create(&ann, &CreateKey::derive(&["one_vendor example", "ann"]))
+        .await?;
     println!("created {} at Treez", created.customer_id.as_str());
 
     let query = CustomerQuery {

@@ -12,8 +12,8 @@
 
 use chrono::NaiveDate;
 use domain::{
-    CustomerDirectory, CustomerId, CustomerPatch, CustomerQuery, Email, Gender, NewCustomer,
-    OptionalField, PersonName, Phone, PosError, SearchFilter, Vendor,
+    CreateKey, CustomerDirectory, CustomerId, CustomerPatch, CustomerQuery, Email, Gender,
+    NewCustomer, OptionalField, PersonName, Phone, PosError, SearchFilter, Vendor,
 };
 use pos_adapters::dutchie::Dutchie;
 use pos_adapters::{AdapterError, Settings, VendorAdapter};
@@ -53,6 +53,13 @@ fn john() -> NewCustomer {
         drivers_license: Some("D1234567".into()),
         notes: Some("prefers edibles".into()),
     }
+}
+
+/// A create key no other create of the run shares (a new kiosk request).
+fn new_key() -> CreateKey {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    CreateKey::derive(&[file!(), &n.to_string()])
 }
 
 fn query() -> CustomerQuery {
@@ -99,7 +106,7 @@ fn capabilities_say_what_dutchie_offers() {
 async fn create_sends_dutchie_fields_and_returns_the_customer_with_its_licence() {
     let double = double();
     let dutchie = connect(&double);
-    let created = dutchie.create(&john()).await.unwrap();
+    let created = dutchie.create(&john(), &new_key()).await.unwrap();
     assert_eq!(created.customer_id.as_str(), "1001");
     assert_eq!(created.status.as_str(), "ACTIVE");
     assert_eq!(created.first_name.as_str(), "John");
@@ -139,7 +146,7 @@ async fn create_sends_dutchie_fields_and_returns_the_customer_with_its_licence()
 async fn names_are_looked_up_whole_one_word_as_last_then_first_name() {
     let double = double();
     let dutchie = connect(&double);
-    let created = dutchie.create(&john()).await.unwrap();
+    let created = dutchie.create(&john(), &new_key()).await.unwrap();
     let only = |page: domain::CustomerPage| {
         assert_eq!(page.next, None);
         page.customers
@@ -192,7 +199,7 @@ async fn a_lookup_by_cell_phone_finds_the_customer() {
 async fn update_sets_a_field_and_clears_another() {
     let double = double();
     let dutchie = connect(&double);
-    let created = dutchie.create(&john()).await.unwrap();
+    let created = dutchie.create(&john(), &new_key()).await.unwrap();
     let patch = CustomerPatch {
         first_name: Some(PersonName::parse("Johnny").unwrap()),
         email: Some(None),
@@ -292,7 +299,7 @@ async fn a_model_state_400_is_rejected_on_our_field() {
     let double = double();
     let dutchie = connect(&double);
     double.fail(Op::Create, Fault::Invalid, 1);
-    let PosError::Rejected(errors) = dutchie.create(&john()).await.unwrap_err() else {
+    let PosError::Rejected(errors) = dutchie.create(&john(), &new_key()).await.unwrap_err() else {
         panic!("expected Rejected");
     };
     assert_eq!(errors.get("first_name").unwrap(), ["can't be blank"]);
@@ -305,7 +312,7 @@ async fn a_400_without_field_errors_is_an_upstream_error() {
     let dutchie = connect(&double);
     double.fail(Op::Create, Fault::Status(400), 1);
     assert!(matches!(
-        dutchie.create(&john()).await.unwrap_err(),
+        dutchie.create(&john(), &new_key()).await.unwrap_err(),
         PosError::Upstream(r) if r.status == 400 && r.body["message"].is_string()
     ));
 }

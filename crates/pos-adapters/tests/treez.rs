@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use domain::{
-    CustomerDirectory, CustomerForm, CustomerId, CustomerPatch, CustomerQuery, Input, NewCustomer,
-    OptionalField, PosError, SearchFilter, Vendor,
+    CreateKey, CustomerDirectory, CustomerForm, CustomerId, CustomerPatch, CustomerQuery, Input,
+    NewCustomer, OptionalField, PosError, SearchFilter, Vendor,
 };
 use pos_adapters::treez::Treez;
 use pos_adapters::{AdapterError, Settings, VendorAdapter};
@@ -49,6 +49,13 @@ fn new_customer(email: &str, phone: &str) -> NewCustomer {
     NewCustomer::parse(&form, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap()
 }
 
+/// A create key no other create of the run shares (a new kiosk request).
+fn new_key() -> CreateKey {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    CreateKey::derive(&[file!(), &n.to_string()])
+}
+
 fn query() -> CustomerQuery {
     CustomerQuery {
         limit: 25,
@@ -78,7 +85,10 @@ async fn treez_holds_ten_digit_phones_and_its_own_codes() {
     let double = TreezDouble::start().unwrap();
     let treez = connect(double.store_config());
     let created = treez
-        .create(&new_customer("ann@example.com", "+1 (555) 123-4567"))
+        .create(
+            &new_customer("ann@example.com", "+1 (555) 123-4567"),
+            &new_key(),
+        )
         .await
         .unwrap();
     assert_eq!(created.phone.as_ref().unwrap().as_str(), "555-123-4567");
@@ -177,7 +187,7 @@ async fn treez_field_errors_land_on_our_fields() {
     let treez = connect(double.store_config());
     let mut customer = new_customer("ann@example.com", "5551234567");
     customer.drivers_license = Some("D12*4".into());
-    let error = treez.create(&customer).await.unwrap_err();
+    let error = treez.create(&customer, &new_key()).await.unwrap_err();
     let PosError::Rejected(errors) = error else {
         panic!("expected Rejected, got {error:?}");
     };
@@ -189,14 +199,14 @@ async fn treez_field_errors_land_on_our_fields() {
 
     // A phone Treez cannot hold (it keeps ten digits) is refused before any call.
     let foreign = new_customer("ann@example.com", "+44 20 7946 0958");
-    let error = treez.create(&foreign).await.unwrap_err();
+    let error = treez.create(&foreign, &new_key()).await.unwrap_err();
     assert!(matches!(error, PosError::Rejected(e) if e.get("phone").is_some()));
     assert_eq!(double.count(Op::Create), 1);
 
     // A refusal on no field of ours is Treez's answer, as it gave it.
     double.fail(Op::Create, Fault::Invalid, 1);
     let error = treez
-        .create(&new_customer("ann@example.com", "5551234567"))
+        .create(&new_customer("ann@example.com", "5551234567"), &new_key())
         .await
         .unwrap_err();
     let PosError::Upstream(response) = error else {

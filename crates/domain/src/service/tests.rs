@@ -160,7 +160,7 @@ async fn create_writes_to_the_pos_once_and_copies_to_the_mirror() {
         .expect_find()
         .times(2)
         .returning(|_| Ok(CustomerPage::default()));
-    ports.directory.expect_create().times(1).returning(|c| {
+    ports.directory.expect_create().times(1).returning(|c, _| {
         Ok(c.clone()
             .into_customer(CustomerId::parse("42").unwrap(), CustomerStatus::active()))
     });
@@ -179,6 +179,105 @@ async fn create_writes_to_the_pos_once_and_copies_to_the_mirror() {
     match outcome.unwrap() {
         CreateOutcome::Created(c) => assert_eq!(c.customer_id.as_str(), "42"),
         other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+/// The key a vendor gets for one create, for each way a kiosk may send it.
+async fn create_key_of(idempotency: Option<IdempotencyKey>) -> CreateKey {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports.expect_journal(1);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports
+        .directory
+        .expect_find()
+        .returning(|_| Ok(CustomerPage::default()));
+    let recorder = seen.clone();
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .returning(move |c, key| {
+            *recorder.lock().unwrap() = Some(*key);
+            Ok(c.clone()
+                .into_customer(CustomerId::parse("42").unwrap(), CustomerStatus::active()))
+        });
+    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    if idempotency.is_some() {
+        ports
+            .idempotency
+            .expect_claim()
+            .returning(|_| Ok(Claim::Acquired));
+        ports.idempotency.expect_complete().returning(|_, _| Ok(()));
+    }
+    ports
+        .build()
+        .create(
+            &catalog(),
+            new_customer("john@example.com"),
+            idempotency.as_ref(),
+        )
+        .await
+        .unwrap();
+    let key = seen.lock().unwrap().expect("the POS got a key");
+    key
+}
+
+#[tokio::test]
+async fn a_kiosk_retry_gives_the_vendor_the_same_create_key() {
+    let first = create_key_of(Some(key())).await;
+    let retry = create_key_of(Some(key())).await;
+    assert_eq!(
+        first, retry,
+        "the same Idempotency-Key, the same vendor key"
+    );
+    let other = create_key_of(Some(IdempotencyKey {
+        key: "k2".into(),
+        ..key()
+    }))
+    .await;
+    assert_ne!(first, other);
+    // Without one, the journal entry names the create (entry 11 of store 7 here).
+    let journaled = create_key_of(None).await;
+    assert_eq!(journaled, CreateKey::derive(&["journal", "7", "11"]));
+    assert_ne!(journaled, first);
+    assert_eq!(first.to_string().len(), 36, "a GUID as vendors want it");
+}
+
+#[tokio::test]
+async fn a_duplicate_the_pos_refuses_is_a_409_with_its_customer() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports.expect_journal(1);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    ports
+        .directory
+        .expect_find()
+        .returning(|_| Ok(CustomerPage::default()));
+    ports.directory.expect_create().times(1).returning(|_, _| {
+        Err(PosError::Duplicate(Box::new(customer(
+            "9",
+            "john@example.com",
+        ))))
+    });
+    ports
+        .mirror
+        .expect_upsert()
+        .withf(|_, cs| cs.len() == 1 && cs[0].customer_id.as_str() == "9")
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("john@example.com"), None)
+        .await;
+    match outcome.unwrap() {
+        CreateOutcome::AlreadyExists(c) => assert_eq!(c.customer_id.as_str(), "9"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
     }
 }
 
@@ -251,7 +350,7 @@ async fn the_local_pos_is_not_searched_twice_nor_mirrored() {
     ports.directory.expect_find().never();
     ports.mirror.expect_upsert().never();
     ports.pending.expect_record().never();
-    ports.directory.expect_create().times(1).returning(|c| {
+    ports.directory.expect_create().times(1).returning(|c, _| {
         Ok(c.clone()
             .into_customer(CustomerId::parse("1").unwrap(), CustomerStatus::active()))
     });
@@ -393,7 +492,7 @@ async fn a_failed_create_releases_its_key_and_saves_nothing() {
         .directory
         .expect_create()
         .times(1)
-        .returning(|_| Err(unavailable()));
+        .returning(|_, _| Err(unavailable()));
     // A 503 may have been done all the same: left for recovery.
     ports.expect_journal(0);
     ports
@@ -423,7 +522,7 @@ async fn a_successful_create_saves_its_outcome_under_the_key() {
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
-    ports.directory.expect_create().returning(|c| {
+    ports.directory.expect_create().returning(|c, _| {
         Ok(c.clone()
             .into_customer(CustomerId::parse("3").unwrap(), CustomerStatus::active()))
     });
@@ -690,7 +789,7 @@ async fn bulk_keeps_input_order_and_reports_each_item() {
     ports.mirror.expect_find_duplicate().returning(|_, keys| {
         Ok((keys.email.as_deref() == Some("dup@b.co")).then(|| customer("9", "dup@b.co")))
     });
-    ports.directory.expect_create().times(2).returning(|c| {
+    ports.directory.expect_create().times(2).returning(|c, _| {
         let id = c
             .email
             .as_ref()
@@ -860,7 +959,7 @@ async fn the_duplicate_check_skips_keys_the_pos_cannot_search_by() {
         .directory
         .expect_create()
         .times(1)
-        .returning(|_| Ok(customer("5", "a@b.co")));
+        .returning(|_, _| Ok(customer("5", "a@b.co")));
     ports.mirror.expect_upsert().returning(|_, _| Ok(()));
     ports.expect_journal(1);
     let outcome = ports
@@ -890,7 +989,7 @@ async fn a_create_whose_answer_was_lost_is_found_at_the_pos_and_not_repeated() {
         .expect_create()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_| {
+        .returning(|_, _| {
             Err(PosError::Timeout {
                 vendor: Vendor::Treez,
                 after: Duration::from_secs(10),
@@ -954,7 +1053,7 @@ async fn a_create_refused_or_never_sent_is_not_looked_for() {
             .directory
             .expect_create()
             .times(1)
-            .returning(move |_| Err(failure.clone()));
+            .returning(move |_, _| Err(failure.clone()));
         // The vendor said no (or was never asked): nothing for recovery to look for.
         ports.expect_journal(1);
         let outcome = ports
@@ -1005,7 +1104,7 @@ async fn a_vendor_create_is_journaled_before_the_call_and_settled_after_the_mirr
         .expect_create()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_| Ok(customer("42", "a@b.co")));
+        .returning(|_, _| Ok(customer("42", "a@b.co")));
     ports
         .mirror
         .expect_upsert()
@@ -1056,7 +1155,7 @@ async fn a_lost_answer_the_request_cannot_find_stays_journaled_for_recovery() {
         .directory
         .expect_create()
         .times(1)
-        .returning(|_| Err(timeout()));
+        .returning(|_, _| Err(timeout()));
     ports.mirror.expect_upsert().never();
     let outcome = ports
         .build()
@@ -1073,7 +1172,7 @@ async fn a_mirror_write_failure_after_a_create_leaves_it_for_recovery() {
         .directory
         .expect_create()
         .times(1)
-        .returning(|_| Ok(customer("42", "a@b.co")));
+        .returning(|_, _| Ok(customer("42", "a@b.co")));
     ports
         .mirror
         .expect_upsert()
@@ -1111,7 +1210,7 @@ async fn every_bulk_item_sent_to_the_vendor_is_journaled() {
         .directory
         .expect_create()
         .times(2)
-        .returning(|c| Ok(customer("5", c.email.as_ref().unwrap().as_str())));
+        .returning(|c, _| Ok(customer("5", c.email.as_ref().unwrap().as_str())));
     ports.mirror.expect_upsert().returning(|_, _| Ok(()));
     let items = vec![Ok(new_customer("one@b.co")), Ok(new_customer("two@b.co"))];
     let results = ports

@@ -14,7 +14,7 @@ mod wire;
 
 use async_trait::async_trait;
 use domain::{
-    Capabilities, Customer, CustomerDirectory, CustomerId, CustomerPage, CustomerPatch,
+    Capabilities, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerPage, CustomerPatch,
     CustomerQuery, NewCustomer, Operation, OptionalField, PosError, SearchFilter, Vendor,
 };
 use serde::Deserialize;
@@ -262,7 +262,7 @@ impl CustomerDirectory for Dutchie {
         Err(PosError::Unsupported(Operation::GetCustomer))
     }
 
-    async fn create(&self, customer: &NewCustomer) -> Result<Customer, PosError> {
+    async fn create(&self, customer: &NewCustomer, _key: &CreateKey) -> Result<Customer, PosError> {
         let answer = self.write(&wire::WireWrite::create(customer)).await?;
         let mut created = match answer.body() {
             // Unverified: the create may answer the new id alone rather than the customer.

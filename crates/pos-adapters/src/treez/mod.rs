@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{
-    Capabilities, Customer, CustomerDirectory, CustomerId, CustomerPage, CustomerPatch,
+    Capabilities, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerPage, CustomerPatch,
     CustomerQuery, NewCustomer, Operation, OptionalField, PosError, SearchFilter, Vendor,
 };
 use serde::{Deserialize, Serialize};
@@ -357,7 +357,8 @@ impl CustomerDirectory for Treez {
             .and_then(|mut customers| customers.pop()))
     }
 
-    async fn create(&self, customer: &NewCustomer) -> Result<Customer, PosError> {
+    /// Treez takes no client key for a create: a lost answer is reconciled by the domain.
+    async fn create(&self, customer: &NewCustomer, _key: &CreateKey) -> Result<Customer, PosError> {
         let body = wire::new_customer(customer, self.patient_type)?;
         let answer = self
             .send(

@@ -12,7 +12,7 @@ use pos_adapters::AdapterError;
 use serde_json::{Value, json};
 use vendor_doubles::{Fault, Op};
 
-use crate::under::{Run, Under, unreachable};
+use crate::under::{Run, Under, new_key, unreachable};
 
 /// One case: its name, what it needs of the vendor, and its body.
 pub struct Case {
@@ -277,7 +277,7 @@ async fn concurrent_calls_share_one_token(v: Under) {
 async fn a_created_customer_comes_back_as_it_was_sent(v: Under) {
     let pos = v.connect();
     let sent = v.customer(1);
-    let created = pos.create(&sent).await.unwrap();
+    let created = pos.create(&sent, &new_key()).await.unwrap();
     assert_eq!(created.status.as_str(), "ACTIVE");
     let want = sent
         .clone()
@@ -292,7 +292,7 @@ async fn a_created_customer_comes_back_as_it_was_sent(v: Under) {
 async fn a_created_customer_is_found_by_every_filter_the_vendor_searches_by(v: Under) {
     let pos = v.connect();
     let sent = v.customer(2);
-    let created = pos.create(&sent).await.unwrap();
+    let created = pos.create(&sent, &new_key()).await.unwrap();
     for filter in v.caps().search_by {
         let page = pos.find(&Under::query_by(*filter, &sent)).await.unwrap();
         let ids: Vec<&CustomerId> = page.customers.iter().map(|c| &c.customer_id).collect();
@@ -304,7 +304,7 @@ async fn a_created_customer_is_found_by_every_filter_the_vendor_searches_by(v: U
 async fn filters_combine_with_and(v: Under) {
     let pos = v.connect();
     let sent = v.customer(3);
-    pos.create(&sent).await.unwrap();
+    pos.create(&sent, &new_key()).await.unwrap();
     let filter = v.caps().search_by[0];
     let mut query = Under::query_by(filter, &sent);
     // A second filter the customer does not match, whether or not the vendor searches by it.
@@ -356,7 +356,7 @@ async fn a_search_by_filters_the_vendor_cannot_use_is_left_to_the_mirror(v: Unde
 async fn a_search_is_retried_after_a_5xx(v: Under) {
     let pos = v.connect();
     let sent = v.customer(5);
-    pos.create(&sent).await.unwrap();
+    pos.create(&sent, &new_key()).await.unwrap();
     let query = Under::query_by(v.caps().search_by[0], &sent);
     let before = v.vendor().count(Op::Search);
     v.vendor().fail(Op::Search, Fault::Status(500), 1);
@@ -395,7 +395,7 @@ async fn get_is_left_to_the_mirror_when_the_vendor_cannot(v: Under) {
 async fn an_update_sets_and_clears_fields_and_keeps_the_rest(v: Under) {
     let pos = v.connect();
     let sent = v.customer(6);
-    let created = pos.create(&sent).await.unwrap();
+    let created = pos.create(&sent, &new_key()).await.unwrap();
     let caps = v.caps();
     // Clear the first optional field the vendor gives back and does not require.
     let clearable = domain::OptionalField::ALL
@@ -603,7 +603,7 @@ async fn a_success_of_the_wrong_shape_is_a_bad_answer(v: Under) {
     assert!(matches!(error, PosError::BadAnswer { .. }), "{error:?}");
     v.vendor()
         .fail(Op::Create, Fault::AfterCommit(Box::new(Fault::Huge(10))), 1);
-    let error = pos.create(&v.customer(50)).await.unwrap_err();
+    let error = pos.create(&v.customer(50), &new_key()).await.unwrap_err();
     assert!(matches!(error, PosError::BadAnswer { .. }), "{error:?}");
     assert_eq!(v.vendor().count(Op::Create), 1);
 }
@@ -625,7 +625,10 @@ async fn a_create_is_never_sent_twice_whatever_happens_after_it_left(v: Under) {
     for (i, fault) in faults.iter().enumerate() {
         v.vendor()
             .fail(Op::Create, Fault::AfterCommit(Box::new(fault.clone())), 1);
-        let error = pos.create(&v.customer(10 + i as u32)).await.unwrap_err();
+        let error = pos
+            .create(&v.customer(10 + i as u32), &new_key())
+            .await
+            .unwrap_err();
         assert!(
             unreachable(&error) || matches!(error, PosError::BadAnswer { .. }),
             "{fault:?}: {error:?}"
@@ -648,7 +651,7 @@ async fn a_refused_or_limited_create_is_not_sent_again(v: Under) {
         },
         1,
     );
-    let error = pos.create(&v.customer(20)).await.unwrap_err();
+    let error = pos.create(&v.customer(20), &new_key()).await.unwrap_err();
     assert!(
         matches!(error, PosError::Unavailable { retry_after: Some(d), .. } if d == Duration::from_secs(7)),
         "{error:?}"
@@ -656,7 +659,10 @@ async fn a_refused_or_limited_create_is_not_sent_again(v: Under) {
     assert_eq!(v.vendor().count(Op::Create), 1);
     for (i, status) in [429, 500, 503].into_iter().enumerate() {
         v.vendor().fail(Op::Create, Fault::Status(status), 1);
-        let error = pos.create(&v.customer(21 + i as u32)).await.unwrap_err();
+        let error = pos
+            .create(&v.customer(21 + i as u32), &new_key())
+            .await
+            .unwrap_err();
         assert!(unreachable(&error), "{status}: {error:?}");
         assert_eq!(
             v.vendor().count(Op::Create),
@@ -676,7 +682,7 @@ async fn a_slow_create_is_a_timeout_and_sent_once(v: Under) {
         1,
     );
     let started = Instant::now();
-    let error = pos.create(&v.customer(30)).await.unwrap_err();
+    let error = pos.create(&v.customer(30), &new_key()).await.unwrap_err();
     assert!(matches!(error, PosError::Timeout { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(v.vendor().count(Op::Create), 1);
@@ -685,7 +691,7 @@ async fn a_slow_create_is_a_timeout_and_sent_once(v: Under) {
 async fn a_vendor_validation_error_is_a_refusal_not_an_outage(v: Under) {
     let pos = v.connect();
     v.vendor().fail(Op::Create, Fault::Invalid, 1);
-    let error = pos.create(&v.customer(40)).await.unwrap_err();
+    let error = pos.create(&v.customer(40), &new_key()).await.unwrap_err();
     match &error {
         PosError::Rejected(errors) => assert!(!errors.is_empty()),
         PosError::Upstream(response) => assert!((400..500).contains(&response.status)),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use domain::{
-    Capabilities, Customer, CustomerDirectory, CustomerId, CustomerQuery, Email, Gender,
+    Capabilities, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerQuery, Email, Gender,
     NewCustomer, OptionalField, PersonName, Phone, PosError, SearchFilter,
 };
 use pos_adapters::{Settings, VendorSpec};
@@ -183,4 +183,11 @@ pub fn merge(config: &mut Value, extra: &Value) {
 /// Whether an error says the vendor could not be reached (the mirror may answer).
 pub fn unreachable(error: &PosError) -> bool {
     error.is_unreachable()
+}
+
+/// A create key no other create of the run shares (a new kiosk request).
+pub fn new_key() -> CreateKey {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    CreateKey::derive(&["conformance", &n.to_string()])
 }
