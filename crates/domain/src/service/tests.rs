@@ -222,8 +222,7 @@ async fn create_key_of(idempotency: Option<IdempotencyKey>) -> CreateKey {
         )
         .await
         .unwrap();
-    let key = seen.lock().unwrap().expect("the POS got a key");
-    key
+    seen.lock().unwrap().expect("the POS got a key")
 }
 
 #[tokio::test]
