@@ -30,6 +30,8 @@ fn settings() -> Settings {
         retry_backoff: Duration::from_millis(10),
         max_body_bytes: 64 * 1024,
         rate_limit_per_minute: None,
+        rate_limit_burst: None,
+        write_rate_limit_per_minute: None,
         breaker: BreakerSettings {
             failure_threshold: 100,
             open_for: Duration::from_secs(30),
@@ -503,6 +505,53 @@ async fn the_rate_limiter_lets_a_burst_through_then_spaces_or_refuses() {
     }
     assert!(started.elapsed() >= Duration::from_millis(150));
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_vendor_counting_per_second_gets_a_small_burst_and_writes_a_budget_of_their_own() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ok(json!({})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ok(json!({})))
+        .mount(&server)
+        .await;
+    // 300 a minute (5 a second) with 5 at once: never more than 10 in any second.
+    let http = self::http(
+        &server,
+        Settings {
+            rate_limit_per_minute: Some(300),
+            rate_limit_burst: Some(5),
+            write_rate_limit_per_minute: Some(6000),
+            ..settings()
+        },
+    );
+    let started = Instant::now();
+    for _ in 0..7 {
+        http.read(http.request(Method::GET, ["Customers"]))
+            .await
+            .unwrap();
+    }
+    // The 6th and 7th waited 200 ms each.
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    // Writes spend their own budget (a burst of 600): no wait although reads are used up.
+    let started = Instant::now();
+    for _ in 0..20 {
+        http.write(http.request(Method::POST, ["Customers"]))
+            .await
+            .unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

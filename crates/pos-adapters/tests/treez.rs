@@ -74,7 +74,8 @@ fn capabilities_are_what_treez_offers() {
         &[
             SearchFilter::DriversLicense,
             SearchFilter::Email,
-            SearchFilter::Phone
+            SearchFilter::Phone,
+            SearchFilter::Name
         ]
     );
     assert!(caps.unreadable_fields.is_empty());
@@ -253,4 +254,195 @@ async fn a_wrong_dispensary_is_the_vendors_error_not_a_missing_customer() {
         panic!("expected Upstream, got {error:?}");
     };
     assert_eq!(response.status, 404);
+}
+
+/// A register's customer with fields we never show (middle name, addresses, a medical id).
+fn rich_record() -> Value {
+    json!({
+        "first_name": "Kathleen", "middle_name": "M", "last_name": "Scott",
+        "birthday": "1989-03-07", "patient_type": "MEDICAL", "gender": "F",
+        "email": "kscott@example.com", "phone": "7777777777", "notes": "N/A",
+        "drivers_license": "LIC744", "drivers_license_expiration": "2030-01-31",
+        "state_medical_id": "MMJ-1", "permit_expiration": "2027-06-30",
+        "addresses": [{"street1": "1 Main St", "city": "Denver", "state": "CO", "zip": "80202"}],
+    })
+}
+
+#[tokio::test]
+async fn an_update_sends_the_whole_record_so_nothing_the_kiosk_did_not_name_is_lost() {
+    let double = TreezDouble::start().unwrap();
+    let id = double.seed(rich_record());
+    let treez = connect(double.store_config());
+    let before = double.customer(&id).unwrap();
+    let patch = CustomerPatch {
+        notes: Some(Some("prefers edibles".into())),
+        ..Default::default()
+    };
+    let updated = treez
+        .update(&CustomerId::parse(&id).unwrap(), &patch)
+        .await
+        .unwrap();
+    assert_eq!(updated.notes.as_deref(), Some("prefers edibles"));
+    assert_eq!(updated.customer_id.as_str(), id);
+    // At Treez, which clears what an update leaves out: only the notes (and its own
+    // timestamp) changed.
+    let after = double.customer(&id).unwrap();
+    for (key, value) in before.as_object().unwrap() {
+        if key != "notes" && key != "last_update" {
+            assert_eq!(&after[key], value, "{key} was lost");
+        }
+    }
+    let update = double
+        .calls()
+        .into_iter()
+        .find(|c| c.op == Op::Update)
+        .unwrap();
+    assert_eq!(update.method, "PATCH");
+    assert!(
+        update.path.ends_with(&format!("/customer/update/{id}")),
+        "{}",
+        update.path
+    );
+    let sent: Value = serde_json::from_str(&update.body).unwrap();
+    for required in ["first_name", "last_name", "birthday", "patient_type"] {
+        assert!(
+            sent[required].is_string(),
+            "{required} must go on every update"
+        );
+    }
+    assert_eq!(
+        sent["patient_type"], "MEDICAL",
+        "the customer's own, not the store's"
+    );
+
+    // Unknown: Treez's look-up says so, and nothing is written.
+    assert_eq!(
+        treez
+            .update(&CustomerId::parse("999").unwrap(), &patch)
+            .await
+            .unwrap_err(),
+        PosError::NotFound
+    );
+    assert_eq!(double.count(Op::Update), 1);
+}
+
+#[tokio::test]
+async fn an_update_of_a_merged_away_customer_goes_to_the_one_it_was_merged_into() {
+    let double = TreezDouble::start().unwrap();
+    let old = double.seed(rich_record());
+    let mut survivor = rich_record();
+    survivor["email"] = json!("kathleen@example.com");
+    survivor["phone"] = json!("7777777778");
+    let new = double.seed(survivor);
+    assert!(double.merge(&old, &new));
+    let treez = connect(double.store_config());
+    let patch = CustomerPatch {
+        notes: Some(Some("merged".into())),
+        ..Default::default()
+    };
+    let updated = treez
+        .update(&CustomerId::parse(&old).unwrap(), &patch)
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.customer_id.as_str(),
+        new,
+        "the answer names the survivor"
+    );
+    assert_eq!(updated.status.as_str(), "MERGED");
+    assert_eq!(double.customer(&new).unwrap()["notes"], "merged");
+    assert_eq!(double.customer(&old).unwrap()["notes"], "N/A");
+}
+
+#[tokio::test]
+async fn treez_duplicate_refusals_answer_the_customer_it_has() {
+    let double = TreezDouble::start().unwrap();
+    let treez = connect(double.store_config());
+    let first = treez
+        .create(&new_customer("ann@example.com", "5551234567"), &new_key())
+        .await
+        .unwrap();
+    // Another till made a customer with the same e-mail since our duplicate check.
+    let error = treez
+        .create(&new_customer("ANN@example.com", "5559876543"), &new_key())
+        .await
+        .unwrap_err();
+    assert_eq!(error, PosError::Duplicate(Box::new(first.clone())));
+    assert_eq!(double.customers().len(), 1);
+
+    // An update to a phone another customer holds: the same.
+    let second = treez
+        .create(&new_customer("bob@example.com", "5550001111"), &new_key())
+        .await
+        .unwrap();
+    let patch = CustomerPatch {
+        phone: Some(Some(domain::Phone::parse("555-123-4567").unwrap())),
+        ..Default::default()
+    };
+    let error = treez.update(&second.customer_id, &patch).await.unwrap_err();
+    assert_eq!(error, PosError::Duplicate(Box::new(first)));
+}
+
+#[tokio::test]
+async fn whole_names_are_looked_up_at_treez_and_prefixes_left_to_the_mirror() {
+    let double = TreezDouble::start().unwrap();
+    let treez = connect(double.store_config());
+    let ann = treez
+        .create(&new_customer("ann@example.com", "5551234567"), &new_key())
+        .await
+        .unwrap();
+    let by_name = |name: &str| CustomerQuery {
+        name: Some(name.to_lowercase()),
+        ..query()
+    };
+    let page = treez.find(&by_name("Ann Lee")).await.unwrap();
+    assert_eq!(page.customers, vec![ann]);
+    assert!(
+        double
+            .calls()
+            .iter()
+            .any(|c| c.path.ends_with("/customer/firstname/ann/lastname/lee"))
+    );
+    for prefix in ["an le", "ann"] {
+        assert_eq!(
+            treez.find(&by_name(prefix)).await.unwrap_err(),
+            PosError::Unsupported(domain::Operation::SearchCustomers),
+            "{prefix}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_update_field_error_in_the_update_envelope_lands_on_our_field() {
+    let double = TreezDouble::start().unwrap();
+    let treez = connect(double.store_config());
+    let ann = treez
+        .create(&new_customer("ann@example.com", "5551234567"), &new_key())
+        .await
+        .unwrap();
+    // Ten digits, but Treez refuses a phone starting with 1.
+    let patch = CustomerPatch {
+        phone: Some(Some(domain::Phone::parse("155-123-4567").unwrap())),
+        ..Default::default()
+    };
+    let PosError::Rejected(errors) = treez.update(&ann.customer_id, &patch).await.unwrap_err()
+    else {
+        panic!("expected Rejected");
+    };
+    assert_eq!(errors.get("phone"), Some(&["is invalid".to_owned()][..]));
+}
+
+#[test]
+fn treez_default_limit_is_its_published_ten_a_second() {
+    let treez = Treez::connect(
+        &json!({"dispensary": "shop", "client_id": "id", "api_key": "k"}),
+        &Settings::default(),
+    )
+    .unwrap();
+    let debug = format!("{treez:?}");
+    assert!(
+        debug.contains("rate_limit_per_minute: Some(300)"),
+        "{debug}"
+    );
+    assert!(debug.contains("rate_limit_burst: Some(5)"), "{debug}");
 }

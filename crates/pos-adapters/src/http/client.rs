@@ -44,6 +44,8 @@ pub struct VendorHttp {
     settings: Settings,
     client: reqwest::Client,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Writes' own budget, when the vendor has one; otherwise writes share `limiter`.
+    write_limiter: Option<DefaultDirectRateLimiter>,
     breaker: CircuitBreaker,
     redactor: Redactor,
 }
@@ -116,7 +118,14 @@ impl VendorHttp {
         let limiter = settings
             .rate_limit_per_minute
             .and_then(NonZeroU32::new)
-            .map(|per_minute| RateLimiter::direct(quota(per_minute)));
+            .map(|per_minute| {
+                let burst = settings.rate_limit_burst.and_then(NonZeroU32::new);
+                RateLimiter::direct(quota(per_minute, burst))
+            });
+        let write_limiter = settings
+            .write_rate_limit_per_minute
+            .and_then(NonZeroU32::new)
+            .map(|per_minute| RateLimiter::direct(quota(per_minute, None)));
         Ok(Self {
             vendor,
             base_url,
@@ -124,6 +133,7 @@ impl VendorHttp {
             settings,
             client,
             limiter,
+            write_limiter,
             redactor: Redactor::new(secrets),
         })
     }
@@ -194,7 +204,11 @@ impl VendorHttp {
                     retry_after: Some(open_for),
                     response: None,
                 })?;
-            self.wait_for_rate_limit(deadline).await?;
+            let limiter = match (&self.write_limiter, is_read) {
+                (Some(writes), false) => Some(writes),
+                _ => self.limiter.as_ref(),
+            };
+            self.wait_for_rate_limit(limiter, deadline).await?;
             let outcome = tokio::time::timeout_at(deadline, self.attempt(&request, &redactor))
                 .await
                 .unwrap_or_else(|_elapsed| {
@@ -241,8 +255,12 @@ impl VendorHttp {
     }
 
     /// Takes a permit from the store's rate limiter, waiting if it fits before the deadline.
-    async fn wait_for_rate_limit(&self, deadline: Instant) -> Result<(), PosError> {
-        let Some(limiter) = &self.limiter else {
+    async fn wait_for_rate_limit(
+        &self,
+        limiter: Option<&DefaultDirectRateLimiter>,
+        deadline: Instant,
+    ) -> Result<(), PosError> {
+        let Some(limiter) = limiter else {
             return Ok(());
         };
         loop {
@@ -430,10 +448,12 @@ impl VendorHttp {
     }
 }
 
-/// The vendor's per-minute limit, with a tenth of it allowed at once: a bulk import spreads
-/// over the minute instead of spending it in the first second.
-fn quota(per_minute: NonZeroU32) -> Quota {
-    let burst = NonZeroU32::new(per_minute.get().div_ceil(10)).unwrap_or(NonZeroU32::MIN);
+/// The vendor's per-minute limit, with `burst` allowed at once, a tenth of it by default: a
+/// bulk import spreads over the minute instead of spending it in the first second.
+fn quota(per_minute: NonZeroU32, burst: Option<NonZeroU32>) -> Quota {
+    let burst = burst.unwrap_or_else(|| {
+        NonZeroU32::new(per_minute.get().div_ceil(10)).unwrap_or(NonZeroU32::MIN)
+    });
     Quota::per_minute(per_minute).allow_burst(burst)
 }
 

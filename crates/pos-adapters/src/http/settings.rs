@@ -31,6 +31,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// The vendor's published request limit for one store, if any.
     pub rate_limit_per_minute: Option<u32>,
+    /// How many of them may go at once; a tenth of the minute's when `None`, so a bulk
+    /// import spreads over the minute. A vendor that counts per second needs fewer (Treez).
+    pub rate_limit_burst: Option<u32>,
+    /// A budget of their own for writes (creates, updates), where the vendor publishes one
+    /// apart from the general limit (Dutchie: 1,500 customer writes a minute against 120).
+    pub write_rate_limit_per_minute: Option<u32>,
     pub breaker: BreakerSettings,
 }
 
@@ -64,6 +70,8 @@ impl Default for Settings {
             retry_backoff: Duration::from_millis(100),
             max_body_bytes: 1024 * 1024,
             rate_limit_per_minute: None,
+            rate_limit_burst: None,
+            write_rate_limit_per_minute: None,
             breaker: BreakerSettings::default(),
         }
     }
@@ -88,6 +96,22 @@ impl Settings {
         }
     }
 
+    /// The same, with at most `burst` at once.
+    pub fn with_rate_limit_burst(self, per_minute: u32, burst: u32) -> Self {
+        Self {
+            rate_limit_burst: Some(burst),
+            ..self.with_rate_limit(per_minute)
+        }
+    }
+
+    /// The vendor's published limit for writes, apart from the general one.
+    pub fn with_write_rate_limit(self, per_minute: u32) -> Self {
+        Self {
+            write_rate_limit_per_minute: Some(per_minute),
+            ..self
+        }
+    }
+
     /// Applies a store config's own `timeout` and `rate_limit_per_minute`, so one slow or
     /// tightly limited store can be tuned without touching the others.
     pub fn with_overrides(mut self, common: &CommonConfig) -> Self {
@@ -95,8 +119,12 @@ impl Settings {
             self.timeout = timeout;
             self.connect_timeout = self.connect_timeout.min(timeout);
         }
+        // A store's own budget replaces the vendor's whole: its burst, and a separate write
+        // budget, were the vendor's published shape.
         if let Some(limit) = common.rate_limit_per_minute {
             self.rate_limit_per_minute = limit.map(NonZeroU32::get);
+            self.rate_limit_burst = None;
+            self.write_rate_limit_per_minute = None;
         }
         self
     }

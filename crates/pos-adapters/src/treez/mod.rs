@@ -18,7 +18,7 @@ use domain::{
     CustomerQuery, NewCustomer, Operation, OptionalField, PosError, SearchFilter, Vendor,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::convert::ten_digits;
 use crate::http::{
@@ -27,7 +27,7 @@ use crate::http::{
 use crate::paging::{PageCursor, offset_page};
 use crate::{AdapterError, CommonConfig, Settings, VendorAdapter};
 
-use wire::Envelope;
+use wire::{Envelope, Unique};
 
 /// The production host; the dispensary's slug follows it.
 pub const DEFAULT_BASE_URL: &str = "https://api.treez.io/v2.0/dispensary";
@@ -41,21 +41,23 @@ const MAX_PAGE_SIZE: u32 = 50;
 /// "Changed since" for a full listing: the epoch, in the format Treez's path wants.
 const LIST_FROM: &str = "1970-01-01T00:00:00.000+00:00";
 
-/// The update path is not in any public source we found (docs/vendors/treez.md): kept here
-/// so it is one line to correct.
-const UPDATE_PATH: [&str; 1] = ["customer"];
-
-/// What Treez offers: every operation; searches by licence, e-mail and phone (name alone is
-/// the mirror's); a birthday is required on create (spec).
+/// What Treez offers: every operation; searches by licence, e-mail, phone and whole names;
+/// a birthday is required on create and on every update (spec).
 const CAPABILITIES: Capabilities = Capabilities {
     required_fields: &[OptionalField::Birthday],
     search_by: &[
         SearchFilter::DriversLicense,
         SearchFilter::Email,
         SearchFilter::Phone,
+        SearchFilter::Name,
     ],
     ..Capabilities::ALL
 };
+
+/// Treez allows 10 requests a second per location (spec). As 5 a second with 5 at once, no
+/// second ever sees more than 10, however the calls fall.
+const RATE_LIMIT_PER_MINUTE: u32 = 300;
+const RATE_LIMIT_BURST: u32 = 5;
 
 /// The adapter the registry opens for a Treez store.
 pub type Adapter = Treez;
@@ -103,8 +105,7 @@ impl VendorAdapter for Treez {
     const CAPABILITIES: Capabilities = CAPABILITIES;
     type Config = TreezConfig;
 
-    /// Treez publishes no rate limit, so none is set unless the store config's
-    /// `rate_limit_per_minute` asks for one.
+    /// Treez's published limit, unless the store config's `rate_limit_per_minute` sets its own.
     fn open(config: TreezConfig, settings: &Settings) -> Result<Self, AdapterError> {
         if !config
             .dispensary
@@ -118,7 +119,10 @@ impl VendorAdapter for Treez {
                         .to_owned(),
             });
         }
-        let settings = settings.clone().with_overrides(&config.common);
+        let settings = settings
+            .clone()
+            .with_rate_limit_burst(RATE_LIMIT_PER_MINUTE, RATE_LIMIT_BURST)
+            .with_overrides(&config.common);
         let base_url = config.common.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         let base = format!("{base_url}/{}", config.dispensary);
         let http = Arc::new(VendorHttp::new(
@@ -176,20 +180,33 @@ impl Treez {
         }
     }
 
-    /// The customers of a successful answer; `None` for Treez's "no such customer".
-    fn read_customers(&self, answer: VendorAnswer) -> Result<Option<Vec<Customer>>, PosError> {
+    /// The `data` of a successful answer; `None` for Treez's "no such customer" (a 404, or an
+    /// update's 400 with that reason).
+    fn data(&self, answer: &VendorAnswer) -> Result<Option<Envelope>, PosError> {
         let envelope: Envelope = answer.json()?;
+        if wire::NOT_FOUND_REASONS.contains(&envelope.reason())
+            && matches!(
+                answer.status(),
+                StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+            )
+        {
+            return Ok(None);
+        }
         if answer.status() == StatusCode::NOT_FOUND {
-            return if wire::NOT_FOUND_REASONS.contains(&envelope.reason()) {
-                Ok(None)
-            } else {
-                // A 404 of another kind (a wrong dispensary) is not "no customer".
-                Err(PosError::Upstream(answer.vendor_response()))
-            };
+            // A 404 of another kind (a wrong dispensary) is not "no customer".
+            return Err(PosError::Upstream(answer.vendor_response()));
         }
         if answer.status() == StatusCode::BAD_REQUEST || envelope.failed() {
-            return Err(rejection(&envelope, answer));
+            return Err(rejection(&envelope, answer.clone()));
         }
+        Ok(Some(envelope))
+    }
+
+    /// The customers of a successful answer; `None` for Treez's "no such customer".
+    fn read_customers(&self, answer: VendorAnswer) -> Result<Option<Vec<Customer>>, PosError> {
+        let Some(envelope) = self.data(&answer)? else {
+            return Ok(None);
+        };
         envelope
             .customers()
             .map(Some)
@@ -198,6 +215,46 @@ impl Treez {
                 message,
                 response: Some(answer.vendor_response()),
             })
+    }
+
+    /// The record Treez holds for `id`, as it holds it (every field, ours or not), for an
+    /// update that must send it back whole; `None` when Treez has no such customer.
+    async fn record(&self, id: &str) -> Result<Option<Map<String, Value>>, PosError> {
+        let answer = self
+            .send(|| self.http.request(Method::GET, ["customer", id]), false)
+            .await?;
+        let Some(envelope) = self.data(&answer)? else {
+            return Ok(None);
+        };
+        match envelope.data {
+            Value::Object(record) => Ok(Some(record)),
+            Value::Array(mut records) if records.len() == 1 => match records.pop() {
+                Some(Value::Object(record)) => Ok(Some(record)),
+                _ => Err(bad_record(&answer)),
+            },
+            _ => Err(bad_record(&answer)),
+        }
+    }
+
+    /// After Treez refused a write because `key` belongs to another customer: that customer,
+    /// as our 409, when a look-up finds them; Treez's refusal otherwise.
+    async fn duplicate(&self, key: Unique, value: &str, refusal: VendorAnswer) -> PosError {
+        let query = CustomerQuery {
+            email: (key == Unique::Email).then(|| value.to_lowercase()),
+            phone_digits: (key == Unique::Phone).then(|| value.to_owned()),
+            limit: 1,
+            ..CustomerQuery::default()
+        };
+        match self.search(&query).await {
+            Ok(page) => match page.customers.into_iter().next() {
+                Some(existing) => PosError::Duplicate(Box::new(existing)),
+                None => PosError::Upstream(refusal.vendor_response()),
+            },
+            Err(error) => {
+                tracing::warn!(vendor = %Vendor::Treez, %error, "could not look up the customer Treez says exists");
+                PosError::Upstream(refusal.vendor_response())
+            }
+        }
     }
 
     async fn list(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
@@ -254,8 +311,7 @@ impl Treez {
             };
             ("phone", ten)
         } else {
-            // Treez has no search by name: the domain answers it from the mirror.
-            return Err(PosError::Unsupported(Operation::SearchCustomers));
+            return self.search_by_name(query).await;
         };
         let answer = self
             .send(
@@ -269,6 +325,39 @@ impl Treez {
             .into_iter()
             .filter(|c| rest.matches(c))
             .collect();
+        offset_page(found, query.page.as_ref(), query.limit)
+    }
+
+    /// Treez's name look-up takes a whole first and last name
+    /// (`customer/firstname/{f}/lastname/{l}`); ours matches the start of either. A name of
+    /// two words or more is asked as first word and the rest; a single word, or whole names
+    /// Treez does not know, are left to the mirror, which matches prefixes.
+    async fn search_by_name(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
+        let words = query.name_words();
+        let Some((first, rest)) = words.split_first().filter(|(_, rest)| !rest.is_empty()) else {
+            return Err(PosError::Unsupported(Operation::SearchCustomers));
+        };
+        let last = rest.join(" ");
+        let answer = self
+            .send(
+                || {
+                    self.http.request(
+                        Method::GET,
+                        ["customer", "firstname", first, "lastname", &last],
+                    )
+                },
+                false,
+            )
+            .await?;
+        let found: Vec<Customer> = self
+            .read_customers(answer)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| query.matches(c))
+            .collect();
+        if found.is_empty() {
+            return Err(PosError::Unsupported(Operation::SearchCustomers));
+        }
         offset_page(found, query.page.as_ref(), query.limit)
     }
 
@@ -312,6 +401,14 @@ async fn fetch_token(
         .filter(|s| *s > 0)
         .map_or(TOKEN_LIFETIME, Duration::from_secs);
     Ok((Secret::new(token.access_token), lifetime))
+}
+
+fn bad_record(answer: &VendorAnswer) -> PosError {
+    PosError::BadAnswer {
+        vendor: Vendor::Treez,
+        message: "a look-up by id did not answer one customer".to_owned(),
+        response: Some(answer.vendor_response()),
+    }
 }
 
 /// A Treez refusal: on our field when it names one, else the vendor's answer as is.
@@ -370,21 +467,69 @@ impl CustomerDirectory for Treez {
                 true,
             )
             .await?;
+        if let Some(error) = self.refused_as_duplicate(&answer, &body).await {
+            return Err(error);
+        }
         self.written(answer)
     }
 
+    /// Treez's update takes the whole record (`PATCH customer/update/{id}`, spec), so the
+    /// record is read first and the kiosk's change applied to it: nothing it did not name is
+    /// lost, whatever Treez does with fields left out. A customer Treez merged into another is
+    /// updated there instead (one hop), and the answer carries the survivor's id.
     async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError> {
-        let body = wire::patch(patch)?;
-        let answer = self
-            .send(
-                || {
-                    let path = UPDATE_PATH.into_iter().chain([id.as_str()]);
-                    self.http.request(Method::PUT, path).json(&body)
-                },
-                true,
-            )
-            .await?;
-        self.written(answer)
+        let mut target = id.as_str().to_owned();
+        for hop in 0..2 {
+            let record = self.record(&target).await?.ok_or(PosError::NotFound)?;
+            if let Some(survivor) = wire::merged_into(&record) {
+                if hop > 0 {
+                    return Err(PosError::NotFound);
+                }
+                tracing::info!(vendor = %Vendor::Treez, customer = %target, %survivor, "the customer was merged into another: updating the survivor");
+                target = survivor;
+                continue;
+            }
+            let body = wire::update_body(&record, patch, self.patient_type)?;
+            let answer = self
+                .send(
+                    || {
+                        self.http
+                            .request(Method::PATCH, ["customer", "update", &target])
+                            .json(&body)
+                    },
+                    true,
+                )
+                .await?;
+            // Merged away since we read it: read again, which finds the survivor.
+            if hop == 0
+                && answer.status() == StatusCode::BAD_REQUEST
+                && answer.json::<Envelope>().is_ok_and(|e| e.merged_away())
+            {
+                continue;
+            }
+            if let Some(error) = self.refused_as_duplicate(&answer, &body).await {
+                return Err(error);
+            }
+            return self.written(answer);
+        }
+        Err(PosError::NotFound)
+    }
+}
+
+impl Treez {
+    /// A write Treez refused because an e-mail or phone it sent belongs to another customer:
+    /// that customer (our 409), or the refusal as Treez gave it.
+    async fn refused_as_duplicate(&self, answer: &VendorAnswer, body: &Value) -> Option<PosError> {
+        if answer.status().is_success() {
+            return None;
+        }
+        let key = answer.json::<Envelope>().ok()?.duplicate_of()?;
+        let field = match key {
+            Unique::Email => "email",
+            Unique::Phone => "phone",
+        };
+        let value = body.get(field).and_then(Value::as_str)?;
+        Some(self.duplicate(key, value, answer.clone()).await)
     }
 }
 

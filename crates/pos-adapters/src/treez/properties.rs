@@ -2,7 +2,9 @@
 //! ([`crate::properties::WireModel`]): a customer of ours sent to Treez and read back (what
 //! `POST customer/detailcustomer` stores and a look-up returns) is the customer we sent, a
 //! patch changes exactly the fields it names, and any answer Treez could send reads without a
-//! panic as valid customers or an error.
+//! panic as valid customers or an error. The update is modelled as the worst case the facts
+//! allow (the whole record replaced, anything not sent cleared), so the patch property proves
+//! the read-merge-write keeps every field the kiosk did not name.
 //!
 //! What Treez cannot carry, so what the round trip is allowed to change:
 //! - `phone`: Treez keeps exactly ten digits. A North American number (`+1 (555) 123-4567`)
@@ -62,16 +64,21 @@ impl WireModel for TreezWire {
         body
     }
 
-    fn update_body(_current: &Value, patch: &CustomerPatch) -> Result<Value, PosError> {
-        wire::patch(patch)
+    fn update_body(current: &Value, patch: &CustomerPatch) -> Result<Value, PosError> {
+        let record = current.as_object().cloned().unwrap_or_default();
+        wire::update_body(&record, patch, PatientType::Adult)
     }
 
-    /// Treez's update stores every field it is sent, `null` clearing one.
-    fn updated(mut current: Value, body: Value) -> Value {
-        if let (Some(record), Value::Object(changes)) = (current.as_object_mut(), body) {
-            record.extend(changes);
+    /// The worst case the facts allow (docs/vendors/treez.md): the update replaces the whole
+    /// record, every field it is not sent cleared; only Treez's own fields stay.
+    fn updated(current: Value, body: Value) -> Value {
+        let mut record = body.as_object().cloned().unwrap_or_default();
+        for own in ["customer_id", "status", "signup_date", "last_update"] {
+            if let Some(value) = current.get(own) {
+                record.insert(own.to_owned(), value.clone());
+            }
         }
-        current
+        Value::Object(record)
     }
 
     fn read(record: &Value) -> Result<Customer, String> {

@@ -19,6 +19,9 @@ pub(super) struct Envelope {
     pub result_reason: Option<Value>,
     #[serde(default)]
     pub result_detail: Option<Value>,
+    /// Where the update's own refusal envelope puts the detail (spec).
+    #[serde(default)]
+    pub message: Option<Value>,
     #[serde(default)]
     pub data: Value,
 }
@@ -38,10 +41,33 @@ impl Envelope {
     }
 
     pub fn detail(&self) -> &str {
-        self.result_detail
-            .as_ref()
-            .and_then(Value::as_str)
+        [&self.result_detail, &self.message]
+            .into_iter()
+            .flatten()
+            .find_map(Value::as_str)
             .unwrap_or_default()
+    }
+
+    /// The key another customer already holds, when Treez refused a write for it (e-mail and
+    /// phone are unique at Treez, spec; the reasons are unverified).
+    pub fn duplicate_of(&self) -> Option<Unique> {
+        let reason = self.reason().to_ascii_uppercase();
+        if !(reason.contains("ALREADY_EXIST") || reason.contains("DUPLICATE")) {
+            return None;
+        }
+        if reason.contains("EMAIL") {
+            Some(Unique::Email)
+        } else if reason.contains("PHONE") {
+            Some(Unique::Phone)
+        } else {
+            None
+        }
+    }
+
+    /// Whether Treez refused an update because the customer was merged into another (spec:
+    /// the error names `MERGED_INTO_CUSTOMER_ID`).
+    pub fn merged_away(&self) -> bool {
+        self.reason().eq_ignore_ascii_case(MERGED_REASON) || self.detail().contains(MERGED_REASON)
     }
 
     /// The customers in `data`: one object (look-up by id) or a list (searches, pages).
@@ -63,6 +89,27 @@ impl Envelope {
     }
 }
 
+/// A key Treez keeps unique across its customers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unique {
+    Email,
+    Phone,
+}
+
+const MERGED_REASON: &str = "MERGED_INTO_CUSTOMER_ID";
+
+/// Unverified: where a merged-away customer's record names the one it was merged into.
+const MERGED_INTO_FIELD: &str = "merged_into_customer_id";
+
+/// The id a merged-away customer's record points at, if it was merged away.
+pub(super) fn merged_into(record: &Map<String, Value>) -> Option<String> {
+    match record.get(MERGED_INTO_FIELD)? {
+        Value::String(id) if !id.trim().is_empty() => Some(id.trim().to_owned()),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
 /// The answer of `config/api/gettokens`.
 #[derive(Debug, Deserialize)]
 pub(super) struct TokenAnswer {
@@ -72,7 +119,8 @@ pub(super) struct TokenAnswer {
     pub expires_in: Option<u64>,
 }
 
-/// "Not found" reasons of a 404 (spec); any other 404 (a wrong dispensary) is an error.
+/// "Not found" reasons (spec); any other 404 (a wrong dispensary) is an error. The update
+/// declares no 404, so it says so under a 400.
 pub(super) const NOT_FOUND_REASONS: [&str; 3] =
     ["NOT_FOUND", "CUSTOMER_DOESNT_EXIST", "CUSTOMER_NOT_FOUND"];
 
@@ -168,8 +216,55 @@ pub(super) fn new_customer(
     Ok(body)
 }
 
-/// The body of the update: only the fields the patch names; a cleared field is sent as
-/// `null` (gender as `U`, Treez's "unspecified").
+/// The fields of Treez's create schema, which its update takes whole (spec): everything a
+/// record holds that a write may set. `customer_id`, `status`, `signup_date`, `last_update`
+/// are Treez's own.
+const WRITABLE: [&str; 14] = [
+    "first_name",
+    "middle_name",
+    "last_name",
+    "birthday",
+    "drivers_license",
+    "drivers_license_expiration",
+    "email",
+    "phone",
+    "gender",
+    "patient_type",
+    "notes",
+    "state_medical_id",
+    "permit_expiration",
+    "addresses",
+];
+
+/// The body of `PATCH customer/update/{id}`: the whole record Treez holds (every writable
+/// field, so none is lost whether Treez keeps or clears what is left out), the patch's fields
+/// over it, and the four fields Treez requires on every call. A record without a
+/// `patient_type` gets the store's.
+pub(super) fn update_body(
+    record: &Map<String, Value>,
+    patch: &CustomerPatch,
+    patient_type: super::PatientType,
+) -> Result<Value, PosError> {
+    let mut body: Map<String, Value> = WRITABLE
+        .into_iter()
+        .filter_map(|key| Some((key.to_owned(), record.get(key)?.clone())))
+        .collect();
+    if body.get("patient_type").is_none_or(|t| !t.is_string()) {
+        body.insert("patient_type".into(), json!(patient_type));
+    }
+    let Value::Object(changes) = self::patch(patch)? else {
+        return Err(PosError::BadAnswer {
+            vendor: Vendor::Treez,
+            message: "the update body is not an object".into(),
+            response: None,
+        });
+    };
+    body.extend(changes);
+    Ok(Value::Object(body))
+}
+
+/// The patch's own fields in Treez's form: only those it names; a cleared field is `null`
+/// (gender `U`, Treez's "unspecified").
 pub(super) fn patch(patch: &CustomerPatch) -> Result<Value, PosError> {
     let mut body = Map::new();
     let text = |value: Option<&str>| value.map_or(Value::Null, |v| json!(v));

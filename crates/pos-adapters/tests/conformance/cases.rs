@@ -317,14 +317,21 @@ async fn filters_combine_with_and(v: Under) {
     assert!(page.customers.is_empty(), "{query:?}");
 }
 
+/// Nobody is an empty page, or (where the vendor's look-up is narrower than ours, as Treez's
+/// whole-name search is against our name prefixes) left to the mirror; never someone else.
 async fn a_search_nobody_matches_is_an_empty_page(v: Under) {
     let pos = v.connect();
     v.seed(2);
     let nobody = v.customer(999);
     for filter in v.caps().search_by {
-        let page = pos.find(&Under::query_by(*filter, &nobody)).await.unwrap();
-        assert!(page.customers.is_empty(), "by {}", filter.as_str());
-        assert_eq!(page.next, None);
+        match pos.find(&Under::query_by(*filter, &nobody)).await {
+            Ok(page) => {
+                assert!(page.customers.is_empty(), "by {}", filter.as_str());
+                assert_eq!(page.next, None);
+            }
+            Err(PosError::Unsupported(Operation::SearchCustomers)) => {}
+            Err(other) => panic!("by {}: {other:?}", filter.as_str()),
+        }
     }
 }
 

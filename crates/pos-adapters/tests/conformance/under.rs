@@ -87,7 +87,8 @@ impl Under {
             .collect()
     }
 
-    /// A query for one filter, the way the API makes it from `customer`.
+    /// A query for one filter, the way the API makes it from `customer` (e-mail and name in
+    /// lower case, the phone's digits).
     pub fn query_by(filter: SearchFilter, customer: &NewCustomer) -> CustomerQuery {
         let mut query = CustomerQuery {
             limit: 25,
@@ -104,11 +105,14 @@ impl Under {
                 query.drivers_license = customer.drivers_license.clone();
             }
             SearchFilter::Name => {
-                query.name = Some(format!(
-                    "{} {}",
-                    customer.first_name.as_str(),
-                    customer.last_name.as_str()
-                ));
+                query.name = Some(
+                    format!(
+                        "{} {}",
+                        customer.first_name.as_str(),
+                        customer.last_name.as_str()
+                    )
+                    .to_lowercase(),
+                );
             }
         }
         query
