@@ -62,6 +62,19 @@ fn new_key() -> CreateKey {
     CreateKey::derive(&[file!(), &n.to_string()])
 }
 
+fn bob() -> NewCustomer {
+    NewCustomer {
+        first_name: PersonName::parse("Bob").unwrap(),
+        last_name: PersonName::parse("Ray").unwrap(),
+        gender: None,
+        birthday: None,
+        email: Some(Email::parse("bob@example.com").unwrap()),
+        phone: None,
+        drivers_license: None,
+        notes: None,
+    }
+}
+
 fn query() -> CustomerQuery {
     CustomerQuery {
         limit: 25,
@@ -121,15 +134,29 @@ async fn create_sends_dutchie_fields_and_returns_the_customer_with_its_licence()
         "the licence we sent, for the mirror"
     );
 
-    let sent: Value = serde_json::from_str(&double.calls()[0].body).unwrap();
+    // The store has no customer_type: Dutchie's first retail type is asked once.
+    assert_eq!(double.count(Op::WhoAmI), 1);
+    assert!(double.calls()[0].path.ends_with("/customer/customer-types"));
+    let create = double
+        .calls()
+        .into_iter()
+        .find(|c| c.op == Op::Create)
+        .unwrap();
+    let sent: Value = serde_json::from_str(&create.body).unwrap();
+    let key = sent["idempotencyKey"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 36, "a GUID, as the ConsumerKey header");
     assert_eq!(
         sent,
         json!({
             "firstName": "John", "lastName": "Doe", "gender": "M",
             "dateOfBirth": "1990-01-02T00:00:00", "emailAddress": "John.Doe@Example.com",
             "phone": "5551234567", "driversLicenseID": "D1234567", "notes": "prefers edibles",
+            "address1": "1200 SE Morrison St", "city": "Portland", "state": "OR",
+            "postalCode": "97214", "status": "Active", "customerType": "Recreational",
+            "idempotencyKey": key,
         })
     );
+
     let stored = double.customers();
     assert_eq!(stored.len(), 1);
     assert!(!stored[0].to_string().contains("D1234567"));
@@ -139,6 +166,12 @@ async fn create_sends_dutchie_fields_and_returns_the_customer_with_its_licence()
     assert_eq!(
         found.customers[0].drivers_license, None,
         "a read never has the licence"
+    );
+    dutchie.create(&bob(), &new_key()).await.unwrap();
+    assert_eq!(
+        double.count(Op::WhoAmI),
+        1,
+        "the type is asked once per store"
     );
 }
 
@@ -281,11 +314,9 @@ async fn the_integrator_key_goes_as_the_password() {
         !debug.contains(&double.credentials().location_key),
         "{debug}"
     );
-    let without = Dutchie::connect(
-        &json!({"location_key": double.credentials().location_key, "base_url": double.base_url()}),
-        &Settings::default(),
-    )
-    .unwrap();
+    let mut plain = double.store_config();
+    plain.as_object_mut().unwrap().remove("integrator_key");
+    let without = Dutchie::connect(&plain, &Settings::default()).unwrap();
     assert!(matches!(
         without.whoami().await.unwrap_err(),
         PosError::Unauthorized(_)
@@ -329,36 +360,57 @@ fn config_error(config: Value) -> String {
     }
 }
 
+fn address() -> Value {
+    json!({"address1": "1 Main St", "city": "Portland", "state": "OR", "postalCode": "97214"})
+}
+
 #[test]
 fn dutchie_config_errors_name_the_key() {
+    let ok = |extra: Value| {
+        let mut config = json!({"location_key": "k", "default_address": address()});
+        for (key, value) in extra.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        config
+    };
     assert_eq!(config_error(json!({})), "missing key \"location_key\"");
     assert_eq!(
-        config_error(json!({"location_key": "  "})),
+        config_error(json!({"location_key": "k"})),
+        "missing key \"default_address\""
+    );
+    let mut no_city = address();
+    no_city.as_object_mut().unwrap().remove("city");
+    assert_eq!(
+        config_error(ok(json!({"default_address": no_city}))),
+        "missing key \"default_address.city\""
+    );
+    assert_eq!(
+        config_error(ok(json!({"location_key": "  "}))),
         "key \"location_key\" is blank"
     );
     assert_eq!(
-        config_error(json!({"location_key": 12345})),
+        config_error(ok(json!({"location_key": 12345}))),
         "key \"location_key\" must be a string, not a number"
     );
-    // A blank integrator key is no integrator key.
+    // A blank integrator key or customer type is none.
     assert!(
         Dutchie::connect(
-            &json!({"location_key": "k", "integrator_key": ""}),
+            &ok(json!({"integrator_key": "", "customer_type": " "})),
             &Settings::default()
         )
         .is_ok()
     );
-    let message = config_error(json!({"location_key": "abc\ndef"}));
+    let message = config_error(ok(json!({"location_key": "abc\ndef"})));
     assert!(
         message.contains("location_key") && !message.contains("abc"),
         "{message}"
     );
-    let message = config_error(json!({"location_key": "k", "integrator_key": "x\u{7}y"}));
+    let message = config_error(ok(json!({"integrator_key": "x\u{7}y"})));
     assert!(
         message.contains("integrator_key") && !message.contains("x\u{7}y"),
         "{message}"
     );
-    let message = config_error(json!({"location_key": "ab:cd"}));
+    let message = config_error(ok(json!({"location_key": "ab:cd"})));
     assert!(
         message.contains("':'") && !message.contains("ab:cd"),
         "{message}"
@@ -366,18 +418,127 @@ fn dutchie_config_errors_name_the_key() {
 }
 
 #[test]
-fn the_defaults_are_dutchie_production_and_its_rate_limit() {
-    let dutchie = Dutchie::connect(&json!({"location_key": "k"}), &Settings::default()).unwrap();
+fn the_defaults_are_dutchie_production_and_its_rate_limits() {
+    let config = json!({"location_key": "k", "default_address": address()});
+    let dutchie = Dutchie::connect(&config, &Settings::default()).unwrap();
     let debug = format!("{dutchie:?}");
     assert!(debug.contains("https://api.pos.dutchie.com/"), "{debug}");
     assert!(
         debug.contains("rate_limit_per_minute: Some(120)"),
         "{debug}"
     );
-    let tuned = Dutchie::connect(
-        &json!({"location_key": "k", "rate_limit_per_minute": 30}),
-        &Settings::default(),
-    )
-    .unwrap();
+    assert!(
+        debug.contains("write_rate_limit_per_minute: Some(1500)"),
+        "{debug}"
+    );
+    let mut tuned = config.clone();
+    tuned["rate_limit_per_minute"] = json!(30);
+    let tuned = Dutchie::connect(&tuned, &Settings::default()).unwrap();
     assert!(format!("{tuned:?}").contains("rate_limit_per_minute: Some(30)"));
+}
+
+// --- issue 16: Dutchie's own spec -----------------------------------------------------------
+
+#[tokio::test]
+async fn a_configured_customer_type_is_sent_without_asking_dutchie() {
+    let double = double();
+    let dutchie = connect_with(&double, json!({"customer_type": "Out of State"}));
+    dutchie.create(&john(), &new_key()).await.unwrap();
+    assert_eq!(double.count(Op::WhoAmI), 0);
+    assert_eq!(double.customers()[0]["customerType"], "Out of State");
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_and_is_sent_again_makes_one_customer() {
+    let double = double();
+    let dutchie = connect(&double);
+    let key = new_key();
+    double.fail(
+        Op::Create,
+        Fault::AfterCommit(Box::new(Fault::Status(500))),
+        1,
+    );
+    let error = dutchie.create(&john(), &key).await.unwrap_err();
+    assert!(error.is_unreachable(), "{error:?}");
+    // The kiosk retries with the same Idempotency-Key, so the same ConsumerKey.
+    let created = dutchie.create(&john(), &key).await.unwrap();
+    assert_eq!(double.customers().len(), 1);
+    assert_eq!(double.replayed_creates(), 1);
+    assert_eq!(created.customer_id.as_str(), "1001");
+    let creates: Vec<_> = double
+        .calls()
+        .into_iter()
+        .filter(|c| c.op == Op::Create)
+        .collect();
+    assert_eq!(creates.len(), 2);
+    assert_eq!(
+        creates[0].body, creates[1].body,
+        "the same body and key both times"
+    );
+}
+
+#[tokio::test]
+async fn a_create_dutchie_de_duplicated_is_our_409_with_its_customer() {
+    let double = double();
+    let existing = double.seed(json!({
+        "firstName": "John", "lastName": "Doe", "phone": "5551234567",
+        "emailAddress": "jd@old-mail.com",
+        "address1": "1 Main St", "city": "Portland", "state": "OR", "postalCode": "97214",
+    }));
+    let dutchie = connect(&double);
+    let error = dutchie.create(&john(), &new_key()).await.unwrap_err();
+    let PosError::Duplicate(customer) = error else {
+        panic!("expected Duplicate, got {error:?}");
+    };
+    assert_eq!(customer.customer_id.as_str(), existing);
+    assert_eq!(double.deduplicated_creates(), 1);
+    assert_eq!(double.customers().len(), 1);
+}
+
+#[tokio::test]
+async fn dutchie_refusals_and_limits_in_its_own_shapes() {
+    let double = double();
+    let dutchie = connect(&double);
+    // 401 with an empty body.
+    let wrong = connect_with(&double, json!({"location_key": "wrong-key-1234567890"}));
+    let PosError::Unauthorized(response) = wrong.find(&query()).await.unwrap_err() else {
+        panic!("expected Unauthorized");
+    };
+    assert_eq!((response.status, response.body), (401, Value::Null));
+    // 403 without the Customer role: the operator's to fix, like a 401.
+    double.set_customer_role(false);
+    assert!(matches!(
+        dutchie.find(&query()).await.unwrap_err(),
+        PosError::Unauthorized(r) if r.status == 403
+    ));
+    double.set_customer_role(true);
+    // 429 without a Retry-After: unavailable, and the gateway picks the wait.
+    double.fail(Op::List, Fault::Status(429), 10);
+    let error = dutchie.find(&query()).await.unwrap_err();
+    let PosError::Unavailable {
+        retry_after,
+        response: Some(response),
+        ..
+    } = error
+    else {
+        panic!("expected Unavailable, got {error:?}");
+    };
+    assert_eq!(retry_after, None);
+    assert!(
+        response.body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("120 per minute")
+    );
+    double.heal();
+    // A 400 naming only what the store configures (its address) is not the kiosk's to fix.
+    let bad_address = connect_with(
+        &double,
+        json!({"default_address": {"address1": "1 Main", "city": "X", "state": "OR", "postalCode": "9"}, "customer_type": "No Such Type"}),
+    );
+    let error = bad_address.create(&john(), &new_key()).await.unwrap_err();
+    assert!(
+        matches!(&error, PosError::Upstream(r) if r.status == 400 && r.body["propertyErrors"].is_array()),
+        "{error:?}"
+    );
 }

@@ -18,19 +18,21 @@ use domain::{
     CustomerQuery, NewCustomer, Operation, OptionalField, PosError, SearchFilter, Vendor,
 };
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::http::{Method, Secret, StatusCode, VendorAnswer, VendorHttp, VendorRequest};
 use crate::paging::{PageCursor, usable};
 use crate::{AdapterError, CommonConfig, Settings, VendorAdapter};
+use tokio::sync::OnceCell;
 
-pub use wire::Location;
+pub use wire::{Address, Location};
 
 /// Dutchie's production host.
 pub const DEFAULT_BASE_URL: &str = "https://api.pos.dutchie.com";
 
-/// Dutchie's customer endpoints allow about this many requests a minute (vendors.md: weak).
+/// Dutchie allows 120 requests a minute in general (spec)...
 pub const RATE_LIMIT_PER_MINUTE: u32 = 120;
+/// ...and 1,500 customer writes (`POST /customer/customer`) a minute (spec).
+pub const WRITE_RATE_LIMIT_PER_MINUTE: u32 = 1500;
 
 /// The largest `PageSize` of `customers-paginated`.
 const MAX_PAGE_SIZE: u32 = 100;
@@ -56,8 +58,18 @@ pub struct DutchieConfig {
     /// The integrator's key, the Basic password, when Dutchie gave one.
     #[serde(default, deserialize_with = "crate::config::optional_secret")]
     pub integrator_key: Option<Secret>,
+    /// The store's own address: Dutchie requires one on every create (spec) and kiosks rarely
+    /// ask for it.
+    pub default_address: Address,
+    /// The customer type of a create; Dutchie's first retail type when absent.
+    #[serde(default, deserialize_with = "optional_text")]
+    pub customer_type: Option<String>,
     #[serde(flatten)]
     pub common: CommonConfig,
+}
+
+fn optional_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    crate::config::optional_secret(d).map(|s| s.map(|s| s.expose().to_owned()))
 }
 
 /// One store's Dutchie location.
@@ -65,6 +77,9 @@ pub struct Dutchie {
     http: VendorHttp,
     location_key: Secret,
     integrator_key: Option<Secret>,
+    address: Address,
+    /// The config's type, or the first retail one Dutchie lists (asked once).
+    customer_type: OnceCell<String>,
 }
 
 impl VendorAdapter for Dutchie {
@@ -85,6 +100,7 @@ impl VendorAdapter for Dutchie {
         let settings = settings
             .clone()
             .with_rate_limit(RATE_LIMIT_PER_MINUTE)
+            .with_write_rate_limit(WRITE_RATE_LIMIT_PER_MINUTE)
             .with_overrides(&config.common);
         let secrets: Vec<Secret> = std::iter::once(config.location_key.clone())
             .chain(config.integrator_key.clone())
@@ -95,6 +111,8 @@ impl VendorAdapter for Dutchie {
             http,
             location_key: config.location_key,
             integrator_key: config.integrator_key,
+            address: config.default_address,
+            customer_type: OnceCell::new_with(config.customer_type),
         })
     }
 }
@@ -192,12 +210,48 @@ impl Dutchie {
         })
     }
 
-    /// Sends a create or an update, turning a 400's field errors into `Rejected`.
-    async fn write(&self, body: &wire::WireWrite) -> Result<VendorAnswer, PosError> {
-        let request = self
+    /// The customer type of a create: the store's, or the first retail type Dutchie lists
+    /// (`GET /customer/customer-types`), asked once per store.
+    async fn customer_type(&self) -> Result<&str, PosError> {
+        self.customer_type
+            .get_or_try_init(|| async {
+                let answer = self
+                    .http
+                    .read(self.request(Method::GET, ["customer", "customer-types"]))
+                    .await?;
+                let types: Vec<wire::CustomerType> = answer.json()?;
+                types
+                    .into_iter()
+                    .find(|t| t.is_retail == Some(true))
+                    .and_then(|t| t.name)
+                    .filter(|name| !name.trim().is_empty())
+                    .ok_or_else(|| PosError::BadAnswer {
+                        vendor: Vendor::Dutchie,
+                        message: "Dutchie lists no retail customer type; set the store's \
+                                  customer_type"
+                            .to_owned(),
+                        response: Some(answer.vendor_response()),
+                    })
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Sends a create or an update, turning a 400's field errors into `Rejected`. A create
+    /// carries its key as Dutchie's `ConsumerKey` (with the body's `idempotencyKey`), so a
+    /// create sent again after a lost answer makes no second customer.
+    async fn write(
+        &self,
+        body: &wire::WireWrite,
+        consumer_key: Option<&CreateKey>,
+    ) -> Result<VendorAnswer, PosError> {
+        let mut request = self
             .request(Method::POST, ["customer", "customer"])
             .json(body)
             .accept_status(StatusCode::BAD_REQUEST);
+        if let Some(key) = consumer_key {
+            request = request.header("ConsumerKey", &key.to_string());
+        }
         let answer = self.http.write(request).await?;
         if answer.status() == StatusCode::BAD_REQUEST {
             let errors = wire::field_errors(answer.body());
@@ -262,22 +316,22 @@ impl CustomerDirectory for Dutchie {
         Err(PosError::Unsupported(Operation::GetCustomer))
     }
 
-    async fn create(&self, customer: &NewCustomer, _key: &CreateKey) -> Result<Customer, PosError> {
-        let answer = self.write(&wire::WireWrite::create(customer)).await?;
-        let mut created = match answer.body() {
-            // Unverified: the create may answer the new id alone rather than the customer.
-            Value::Number(id) => {
-                let id = CustomerId::parse(&id.to_string()).ok_or_else(|| PosError::BadAnswer {
-                    vendor: Vendor::Dutchie,
-                    message: "the new customer's id is unusable".to_owned(),
-                    response: Some(answer.vendor_response()),
-                })?;
-                customer
-                    .clone()
-                    .into_customer(id, domain::CustomerStatus::active())
-            }
-            _ => to_customer(&answer.json()?, &answer)?,
+    /// Sent with the store's address, `Active`, its customer type and the create's key.
+    /// Dutchie may answer a customer it already had instead of making one (its own
+    /// de-duplication): that is our 409 with that customer.
+    async fn create(&self, customer: &NewCustomer, key: &CreateKey) -> Result<Customer, PosError> {
+        let context = wire::CreateContext {
+            address: &self.address,
+            customer_type: self.customer_type().await?,
+            idempotency_key: key.to_string(),
         };
+        let answer = self
+            .write(&wire::WireWrite::create(customer, context), Some(key))
+            .await?;
+        let mut created = to_customer(&answer.json()?, &answer)?;
+        if wire::is_someone_else(&created, customer) {
+            return Err(PosError::Duplicate(Box::new(created)));
+        }
         // Dutchie never returns the licence; the one we just sent is what the mirror keeps.
         created.drivers_license = customer.drivers_license.clone();
         Ok(created)
@@ -291,7 +345,7 @@ impl CustomerDirectory for Dutchie {
             .ok()
             .filter(|id| *id > 0)
             .ok_or(PosError::NotFound)?;
-        let answer = self.write(&wire::WireWrite::update(id, patch)).await?;
+        let answer = self.write(&wire::WireWrite::update(id, patch), None).await?;
         let mut updated = to_customer(&answer.json()?, &answer)?;
         // As on create: only a licence this patch sets can be known; one it leaves alone stays
         // unknown (null) since Dutchie returns only its hash.

@@ -86,7 +86,18 @@ impl WireModel for DutchieWire {
     }
 
     fn create_body(customer: &NewCustomer) -> Result<Value, PosError> {
-        Ok(serde_json::to_value(WireWrite::create(customer)).unwrap())
+        let address = wire::Address {
+            address1: "1 Main St".into(),
+            city: "Portland".into(),
+            state: "OR".into(),
+            postal_code: "97214".into(),
+        };
+        let context = wire::CreateContext {
+            address: &address,
+            customer_type: "Recreational",
+            idempotency_key: "6f1c2a0e-9b7d-4c55-8e3a-51d2c0f47a19".into(),
+        };
+        Ok(serde_json::to_value(WireWrite::create(customer, context)).unwrap())
     }
 
     fn created(body: Value, id: &Value) -> Value {
@@ -166,7 +177,7 @@ proptest! {
     }
 
     #[test]
-    fn model_state_errors_land_on_our_fields_with_our_messages(
+    fn property_errors_land_on_our_fields_with_our_messages(
         state in proptest::collection::vec(
             (
                 prop_oneof![
@@ -181,9 +192,13 @@ proptest! {
             ),
             0..6,
         ),
-        key in prop_oneof![Just("modelState"), Just("ModelState"), Just("errors")],
+        key in prop_oneof![Just("propertyErrors"), Just("PropertyErrors"), Just("errors")],
     ) {
-        let body = json!({"message": "The request is invalid.", key: Value::Object(state.into_iter().collect())});
+        let items: Vec<Value> = state
+            .into_iter()
+            .map(|(name, error)| json!({"propertyName": name, "propertyError": error.get(0).cloned().unwrap_or(error)}))
+            .collect();
+        let body = json!({"message": "One or more validation errors occurred.", key: items});
         let errors = wire::field_errors(&body);
         let ours = ["first_name", "last_name", "birthday", "email", "phone", "gender", "notes", "drivers_license"];
         for field in errors.fields() {

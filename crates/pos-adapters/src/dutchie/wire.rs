@@ -138,14 +138,68 @@ pub(super) struct WireWrite {
     drivers_license_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     notes: Option<String>,
+    /// Required on create (spec): the store's own address, kiosks rarely ask for one.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    address: Option<Address>,
+    /// Required on create (spec): `Active`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    /// Required on create (spec): the store's, or Dutchie's first retail type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_type: Option<String>,
+    /// With the `ConsumerKey` header, "prevents duplicate customer creation" (spec).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<String>,
+}
+
+/// The address Dutchie requires on create (spec), from the store config's `default_address`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    #[serde(deserialize_with = "crate::config::plain_text")]
+    pub address1: String,
+    #[serde(deserialize_with = "crate::config::plain_text")]
+    pub city: String,
+    #[serde(deserialize_with = "crate::config::plain_text")]
+    pub state: String,
+    #[serde(deserialize_with = "crate::config::plain_text")]
+    pub postal_code: String,
+}
+
+/// A customer type (`GET /customer/customer-types`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct CustomerType {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub is_retail: Option<bool>,
 }
 
 /// Unverified: the sparse update treats an absent field as unchanged, so clearing one is
 /// sending it as an empty string.
 const CLEAR: &str = "";
 
+/// How a create is sent: what Dutchie requires besides the customer.
+pub(super) struct CreateContext<'a> {
+    pub address: &'a Address,
+    pub customer_type: &'a str,
+    pub idempotency_key: String,
+}
+
 impl WireWrite {
-    pub(super) fn create(customer: &NewCustomer) -> Self {
+    pub(super) fn create(customer: &NewCustomer, context: CreateContext<'_>) -> Self {
+        Self {
+            address: Some(context.address.clone()),
+            status: Some("Active"),
+            customer_type: Some(context.customer_type.to_owned()),
+            idempotency_key: Some(context.idempotency_key),
+            ..Self::fields(customer)
+        }
+    }
+
+    /// The customer's own fields, as a create sends them.
+    fn fields(customer: &NewCustomer) -> Self {
         Self {
             customer_id: None,
             first_name: Some(customer.first_name.as_str().to_owned()),
@@ -156,6 +210,7 @@ impl WireWrite {
             phone: customer.phone.as_ref().map(|p| p.digits().to_owned()),
             drivers_license_id: customer.drivers_license.clone(),
             notes: customer.notes.clone(),
+            ..Self::default()
         }
     }
 
@@ -175,6 +230,7 @@ impl WireWrite {
             phone: field(&patch.phone, |p| p.digits().to_owned()),
             drivers_license_id: field(&patch.drivers_license, String::clone),
             notes: field(&patch.notes, String::clone),
+            ..Self::default()
         }
     }
 }
@@ -211,8 +267,8 @@ pub struct Location {
     pub company_id: Option<i64>,
 }
 
-/// Our field for one of Dutchie's model-state keys (`customer.FirstName`, `FirstName`,
-/// `request.customer.firstName`...): the last segment, any case.
+/// Our field for one of Dutchie's property names (`FirstName`, `customer.EmailAddress`...):
+/// the last segment, any case; `None` for theirs alone (`Address1`, `CustomerType`).
 fn field_from_wire(key: &str) -> Option<&'static str> {
     let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
     Some(match last.as_str() {
@@ -255,35 +311,59 @@ fn message_from_wire(field: &str, text: &str) -> String {
     .to_string()
 }
 
-/// The field errors of an ASP.NET Web API 400 (`{"message": ..., "modelState": {key:
-/// [messages]}}`, or `ModelState` when the vendor's serializer keeps .NET's casing), on our
-/// field names; empty when no key is one of ours.
+/// The field errors of Dutchie's 400 (`{"message", "propertyErrors": [{"propertyName",
+/// "propertyError"}]}`, spec) on our field names; empty when none names a field of ours (the
+/// address or customer type Dutchie requires are the store's config, not the kiosk's input).
 pub(super) fn field_errors(body: &Value) -> ValidationErrors {
     let mut errors = ValidationErrors::new();
-    let Some(state) = body.as_object().and_then(|o| {
-        o.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("modelState"))
-            .and_then(|(_, v)| v.as_object())
-    }) else {
+    let Some(items) = body
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("propertyErrors"))
+                .map(|(_, v)| v)
+        })
+        .and_then(Value::as_array)
+    else {
         return errors;
     };
-    for (key, messages) in state {
-        let Some(field) = field_from_wire(key) else {
+    for item in items {
+        let text = |key: &str| {
+            item.as_object().and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .and_then(|(_, v)| v.as_str())
+            })
+        };
+        let Some(field) = text("propertyName").and_then(field_from_wire) else {
             continue;
         };
-        let texts: Vec<&str> = match messages {
-            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-            Value::String(text) => vec![text.as_str()],
-            _ => Vec::new(),
-        };
-        if texts.is_empty() {
-            errors.add(field, FieldError::Invalid);
-        }
-        for text in texts {
-            errors.add_message(field, message_from_wire(field, text));
-        }
+        errors.add_message(field, message_from_wire(field, text("propertyError").unwrap_or_default()));
     }
     errors
+}
+
+/// Whether `answered` is not the customer `sent` made: a create Dutchie de-duplicated into a
+/// customer it already had answers that one, whose fields differ from ours somewhere Dutchie
+/// gives back (its replay of our own earlier create, after a lost answer, does not).
+pub(super) fn is_someone_else(answered: &Customer, sent: &NewCustomer) -> bool {
+    let same_text = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+    let differs = |ours: Option<String>, theirs: Option<String>| {
+        ours.is_some_and(|ours| theirs.is_none_or(|theirs| !same_text(&ours, &theirs)))
+    };
+    !same_text(answered.first_name.as_str(), sent.first_name.as_str())
+        || !same_text(answered.last_name.as_str(), sent.last_name.as_str())
+        || differs(
+            sent.email.as_ref().map(|e| e.as_str().to_owned()),
+            answered.email.as_ref().map(|e| e.as_str().to_owned()),
+        )
+        || differs(
+            sent.phone.as_ref().map(|p| p.digits().to_owned()),
+            answered.phone.as_ref().map(|p| p.digits().to_owned()),
+        )
+        || (sent.birthday.is_some() && sent.birthday != answered.birthday)
+        || (sent.gender.is_some() && sent.gender != answered.gender)
+        || differs(sent.notes.clone(), answered.notes.clone())
 }
 
 #[cfg(test)]
@@ -338,16 +418,16 @@ mod tests {
     }
 
     #[test]
-    fn model_state_maps_to_our_fields_and_messages() {
+    fn property_errors_map_to_our_fields_and_messages() {
         let errors = field_errors(&json!({
-            "message": "The request is invalid.",
-            "modelState": {
-                "customer.FirstName": ["The FirstName field is required."],
-                "customer.DateOfBirth": ["The value 'x' is not valid for DateOfBirth."],
-                "customer.EmailAddress": ["The EmailAddress field is not a valid e-mail address."],
-                "customer.LastName": ["The field LastName must be a string with a maximum length of 50."],
-                "customer.Loyalty": ["?"],
-            }
+            "message": "One or more validation errors occurred.",
+            "propertyErrors": [
+                {"propertyName": "FirstName", "propertyError": "FirstName is required."},
+                {"propertyName": "DateOfBirth", "propertyError": "The value 'x' is not valid."},
+                {"propertyName": "EmailAddress", "propertyError": "Not a valid e-mail address."},
+                {"propertyName": "LastName", "propertyError": "LastName has a maximum length of 50."},
+                {"propertyName": "Address1", "propertyError": "Address1 is required."},
+            ]
         }));
         let json = serde_json::to_value(&errors).unwrap();
         assert_eq!(
@@ -359,7 +439,10 @@ mod tests {
                 "last_name": ["is too long (maximum is 50 characters)"],
             })
         );
-        assert!(field_errors(&json!({"ModelState": {"x": ["y"]}})).is_empty());
-        assert!(!field_errors(&json!({"ModelState": {"Phone": ["bad"]}})).is_empty());
+        assert!(field_errors(&json!({"message": "x", "propertyErrors": null})).is_empty());
+        assert!(
+            field_errors(&json!({"propertyErrors": [{"propertyName": "CustomerType", "propertyError": "?"}]}))
+                .is_empty()
+        );
     }
 }
