@@ -27,7 +27,14 @@ impl PageCursor {
                 size: limit.clamp(1, max_size.max(1)),
             });
         };
-        let (page, size) = token.0.split_once(':').ok_or_else(bad_cursor)?;
+        // A bare page number is a cursor saved before sizes were kept (a sync's, say).
+        let (page, size) = match token.0.split_once(':') {
+            Some((page, size)) => (page, size.to_owned()),
+            None => (
+                token.0.as_str(),
+                limit.clamp(1, max_size.max(1)).to_string(),
+            ),
+        };
         let page = page.parse::<u32>().ok().filter(|p| *p >= 1);
         let size = size
             .parse::<u32>()
@@ -116,7 +123,12 @@ mod tests {
         let second = PageCursor::read(Some(&next), 7, 100).unwrap();
         assert_eq!(second, PageCursor { page: 2, size: 100 });
         assert_eq!(second.next(99), None);
-        for forged in ["", "2", "0:10", "2:0", "2:101", "x:1", "4294967296:1"] {
+        assert_eq!(
+            PageCursor::read(Some(&PageToken("3".into())), 20, 100),
+            Ok(PageCursor { page: 3, size: 20 }),
+            "a bare page number, as older syncs saved them"
+        );
+        for forged in ["", "0", "0:10", "2:0", "2:101", "x:1", "4294967296:1", "2:"] {
             assert_eq!(
                 PageCursor::read(Some(&PageToken(forged.into())), 10, 100),
                 Err(bad_cursor()),
