@@ -8,18 +8,16 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{Db, SECRET, fresh_database_url};
 use domain::{CustomerMirror, CustomerQuery, StoreId};
 use http_api::config::Secret;
 use persistence::Database;
 use serde_json::{Value, json};
-use support::{Db, SECRET, fresh_database_url};
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 

@@ -7,15 +7,13 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
+use crate::helpers::{Db, SECRET, body, spawn_app, spawn_app_with_key};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::Vendor;
 use jsonwebtoken::{EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Db, SECRET, body, spawn_app, spawn_app_with_key};
 
 const UNAUTHORIZED: &str = "You need to sign in or sign up before continuing.";
 

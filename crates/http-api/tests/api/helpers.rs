@@ -191,17 +191,17 @@ pub fn john() -> Value {
     json!({"first_name": "John", "last_name": "Doe", "email": "john.doe@example.com", "phone": "555-123-4567"})
 }
 
-/// Runs an async test body once on SQLite and once on PostgreSQL.
-#[macro_export]
+/// Runs an async test body once on SQLite and once on PostgreSQL (`main.rs` declares this
+/// module first, with `#[macro_use]`, so every test module can use it).
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::support::Db::Sqlite).await })*
+            async fn $name() { super::$name($crate::helpers::Db::Sqlite).await })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::support::Db::Postgres).await })*
+            async fn $name() { super::$name($crate::helpers::Db::Postgres).await })*
         }
     };
 }
