@@ -13,11 +13,12 @@ use std::fs::File;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Db, SECRET, fresh_database_url};
+use crate::helpers::{Db, SECRET, fresh_database};
 use domain::{CustomerMirror, CustomerQuery, StoreId};
 use http_api::config::Secret;
 use persistence::Database;
 use serde_json::{Value, json};
+use testkit::pg::TestDatabase;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 
@@ -38,12 +39,14 @@ struct Gateway {
     database_url: String,
     port: u16,
     log: std::path::PathBuf,
+    /// Dropped last: the PostgreSQL database goes once the test is done with it.
+    _postgres: Option<TestDatabase>,
 }
 
 impl Gateway {
     async fn new(db: Db) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = fresh_database_url(db, &dir).await;
+        let (database_url, postgres) = fresh_database(db, &dir).await;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -55,6 +58,7 @@ impl Gateway {
             database_url,
             port,
             log,
+            _postgres: postgres,
         }
     }
 
