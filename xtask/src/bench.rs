@@ -7,7 +7,7 @@ use crate::util::{self, Failure};
 pub const NOTES: &str =
     "  Builds release binaries, finds PostgreSQL as `cargo xtask test` does, seeds a `local`
   store's mirror with 1,000,000 customers (100,000 with --quick) in a database of its own
-  (pos_gateway_bench, dropped and made again), and runs each scenario for 10 s (2 s with
+  (pos_gateway_bench_<random>, dropped when the run ends), and runs each scenario for 10 s (2 s with
   --quick) at 64 connections beside its baseline measured in the same run. Prints the table,
   the gateway's start-up time and peak RSS, and the targets met or missed (never fails on
   them); writes target/bench/summary.json and target/bench/ratios.svg.

@@ -2,11 +2,14 @@
 //! document it serves, with Schemathesis (<https://schemathesis.readthedocs.io>).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use testkit::gateway::Gateway;
+use testkit::http::{self, Request};
 
 use crate::util::{self, Failure};
 
@@ -17,11 +20,12 @@ const SCHEMATHESIS_VERSION: &str = "4.32.5";
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_schema_conformance,response_headers_conformance";
 const CATALOG: &str = "schemathesis-kiosk";
-/// How often generated requests use the real catalog and the seeded customers' ids (the rest
-/// are random, which exercises the 404s).
-const CATALOG_PROBABILITY: &str = "0.9";
-const CUSTOMER_PROBABILITY: &str = "0.7";
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Schemathesis' configuration and hooks, checked in beside this task. The run's values (the
+/// catalog, the seeded customers' ids) reach the configuration as dictionary files written
+/// beside a copy of it, and the hooks through the environment (`KIOSK_*`).
+const CONFIG: &str = "xtask/schemathesis/schemathesis.toml";
+const HOOKS: &str = "xtask/schemathesis/hooks.py";
 
 pub const NOTES: &str =
     "  Builds the release binary, starts it on a free port of 127.0.0.1 over a fresh SQLite
@@ -29,7 +33,11 @@ pub const NOTES: &str =
   Schemathesis (installed in a venv under target/, pinned) against its /openapi.json with a
   token for the catalog. Checks: not_a_server_error, status_code_conformance,
   content_type_conformance, response_schema_conformance, response_headers_conformance.
-  Fails on any of them. Needs python3 with venv and pip (PyPI) the first time.
+  Fails on any of them. Its configuration and hooks are xtask/schemathesis/schemathesis.toml
+  and hooks.py; the run's catalog and customer ids reach the configuration as dictionaries
+  (catalogs.dict, customers.dict) beside a copy of it in target/schemathesis/, and the hooks
+  as KIOSK_CATALOG and KIOSK_CUSTOMER_1..3. Needs python3 with venv and pip (PyPI) the first
+  time.
   `--gateway <binary>` tests that binary instead of building the release one.
   Arguments after `--` go to `st run` (e.g. -- --max-examples 500 --seed 1).
   Reports (JUnit, NDJSON) and the gateway's log stay in target/schemathesis/.
@@ -111,7 +119,7 @@ fn against_with(gateway_bin: &Path, work_dir: &Path, extra: &[String]) -> Result
     let st = install_schemathesis()?;
 
     util::step("a gateway with a local store, a catalog and a few customers");
-    let gateway = Gateway::new(gateway_bin, work_dir)?;
+    let gateway = gateway(gateway_bin, work_dir)?;
     let store = gateway.admin(&[
         "store",
         "add",
@@ -120,12 +128,24 @@ fn against_with(gateway_bin: &Path, work_dir: &Path, extra: &[String]) -> Result
         "--vendor",
         "local",
     ])?;
-    let store = json_field(&store, "id")
+    let store = store
+        .get("id")
+        .and_then(Value::as_i64)
         .ok_or_else(|| Failure::new(format!("`store add` printed no id: {store}")))?;
-    gateway.admin(&["catalog", "add", "--store", &store, "--id", CATALOG])?;
+    gateway.admin(&[
+        "catalog",
+        "add",
+        "--store",
+        &store.to_string(),
+        "--id",
+        CATALOG,
+    ])?;
     let token = gateway.admin(&["token", "--catalog", CATALOG, "--ttl", "6h"])?;
-    let token = json_field(&token, "token")
-        .ok_or_else(|| Failure::new(format!("`token` printed no token: {token}")))?;
+    let token = token
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::new(format!("`token` printed no token: {token}")))?
+        .to_owned();
     let running = gateway.serve()?;
     let mut customers = Vec::new();
     for (first, last, email, phone) in [
@@ -133,31 +153,32 @@ fn against_with(gateway_bin: &Path, work_dir: &Path, extra: &[String]) -> Result
         ("Jane", "Roe", "jane.roe@example.com", "555-987-6543"),
         ("Ann", "Lee", "ann.lee@example.com", "(555) 222-3333"),
     ] {
-        let body = format!(
-            r#"{{"customer":{{"first_name":"{first}","last_name":"{last}","email":"{email}","phone":"{phone}","birthday":"1990-04-05"}}}}"#
-        );
-        let (status, answer) = http(
-            &running.address,
-            "POST",
-            &format!("/api/v1/{CATALOG}/customers"),
-            Some(&token),
-            Some(&body),
-        )?;
-        if status != 201 {
+        let body = json!({"customer": {"first_name": first, "last_name": last, "email": email,
+            "phone": phone, "birthday": "1990-04-05"}})
+        .to_string();
+        let path = format!("/api/v1/{CATALOG}/customers");
+        let answer = http::send(
+            running.address,
+            &Request::post_json(&path, &body).bearer(&token),
+        )
+        .map_err(|e| Failure::new(format!("POST {path}: {e}")))?;
+        if answer.status != 201 {
             return Err(Failure::new(format!(
-                "seeding a customer gave {status}: {answer}"
+                "seeding a customer gave {}: {}",
+                answer.status, answer.body
             )));
         }
-        customers
-            .push(json_field(&answer, "customer_id").ok_or_else(|| {
-                Failure::new(format!("the created customer has no id: {answer}"))
-            })?);
+        let created: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+        let id = created
+            .pointer("/customer/customer_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Failure::new(format!("the created customer has no id: {}", answer.body))
+            })?;
+        customers.push(id.to_owned());
     }
 
-    let config = work_dir.join("schemathesis.toml");
-    write_config(&config, &customers)?;
-    let hooks = work_dir.join("schemathesis_hooks.py");
-    write_hooks(&hooks, &customers)?;
+    let config = write_config(work_dir, &customers)?;
     let report_dir = work_dir.join("report");
     if report_dir.exists() {
         fs::remove_dir_all(&report_dir)
@@ -182,7 +203,14 @@ fn against_with(gateway_bin: &Path, work_dir: &Path, extra: &[String]) -> Result
         .args(extra)
         // Its cache of failing cases (replayed first next time) goes to `.schemathesis/` here.
         .current_dir(work_dir)
-        .env("SCHEMATHESIS_HOOKS", &hooks)
+        .env("SCHEMATHESIS_HOOKS", util::workspace_root().join(HOOKS))
+        .env("KIOSK_CATALOG", CATALOG)
+        .envs(
+            customers
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (format!("KIOSK_CUSTOMER_{}", i + 1), id)),
+        )
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .stdout(Stdio::piped());
@@ -256,207 +284,71 @@ fn install_schemathesis() -> Result<PathBuf, Failure> {
     Ok(st)
 }
 
-/// The gateway binary with its environment: a fresh SQLite file, a free port, a secret.
-struct Gateway {
-    bin: PathBuf,
-    log: PathBuf,
-    env: Vec<(&'static str, String)>,
-    address: String,
+/// The gateway binary over a fresh SQLite file in `work_dir`, with a secret of this run's; its
+/// log goes to `work_dir/gateway.log` (started afresh).
+fn gateway(bin: &Path, work_dir: &Path) -> Result<Gateway, Failure> {
+    let database = work_dir.join("gateway.db");
+    let log = work_dir.join("gateway.log");
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        remove_if_there(&PathBuf::from(format!("{}{suffix}", database.display())))?;
+    }
+    remove_if_there(&log)?;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let secret = format!("schemathesis-{nanos:032x}-{:08x}", std::process::id());
+    Ok(Gateway::new(bin)
+        .current_dir(work_dir)
+        .env(
+            "POS_GATEWAY_DATABASE_URL",
+            format!("sqlite://{}", database.display()),
+        )
+        .env("POS_GATEWAY_JWT_SECRET", secret)
+        .env("RUST_LOG", "info")
+        .log(log)
+        .startup_timeout(STARTUP_TIMEOUT))
 }
 
-impl Gateway {
-    fn new(bin: &Path, work_dir: &Path) -> Result<Self, Failure> {
-        let database = work_dir.join("gateway.db");
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let file = PathBuf::from(format!("{}{suffix}", database.display()));
-            if file.exists() {
-                fs::remove_file(&file)
-                    .map_err(|e| Failure::new(format!("cannot remove {}: {e}", file.display())))?;
-            }
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| Failure::new(format!("no free port on 127.0.0.1: {e}")))?
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let secret = format!("schemathesis-{nanos:032x}-{:08x}", std::process::id());
-        Ok(Self {
-            bin: bin.to_path_buf(),
-            log: work_dir.join("gateway.log"),
-            env: vec![
-                (
-                    "POS_GATEWAY_DATABASE_URL",
-                    format!("sqlite://{}", database.display()),
-                ),
-                ("POS_GATEWAY_LISTEN", address.clone()),
-                ("POS_GATEWAY_JWT_SECRET", secret),
-                ("RUST_LOG", "info".into()),
-            ],
-            address,
+fn remove_if_there(file: &Path) -> Result<(), Failure> {
+    if file.exists() {
+        fs::remove_file(file)
+            .map_err(|e| Failure::new(format!("cannot remove {}: {e}", file.display())))?;
+    }
+    Ok(())
+}
+
+/// Copies the checked-in configuration into `work_dir` and writes the dictionaries it names
+/// beside it: the catalog, and the seeded customers' ids. Returns the copy's path.
+fn write_config(work_dir: &Path, customers: &[String]) -> Result<PathBuf, Failure> {
+    let write = |name: &str, text: &str| {
+        let path = work_dir.join(name);
+        fs::write(&path, text)
+            .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
+    };
+    write("catalogs.dict", &dictionary(&[CATALOG]))?;
+    write("customers.dict", &dictionary(customers))?;
+    let source = util::workspace_root().join(CONFIG);
+    let config = work_dir.join("schemathesis.toml");
+    fs::copy(&source, &config).map_err(|e| {
+        Failure::new(format!(
+            "cannot copy {} to {}: {e}",
+            source.display(),
+            config.display()
+        ))
+    })?;
+    Ok(config)
+}
+
+/// A libFuzzer-style dictionary: one quoted entry a line.
+fn dictionary(values: &[impl AsRef<str>]) -> String {
+    values
+        .iter()
+        .map(|value| {
+            let escaped = value.as_ref().replace('\\', "\\\\").replace('"', "\\\"");
+            format!("\"{escaped}\"\n")
         })
-    }
-
-    /// `pos-gateway <args> --json`, with this environment only (the caller's `POS_GATEWAY_*`
-    /// variables are not passed on).
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
-        command.args(args);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("POS_GATEWAY_") {
-                command.env_remove(name);
-            }
-        }
-        command.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
-        command
-    }
-
-    fn admin(&self, args: &[&str]) -> Result<String, Failure> {
-        let shown = format!("pos-gateway {} --json", args.join(" "));
-        let output = self
-            .command(args)
-            .arg("--json")
-            .output()
-            .map_err(|e| Failure::new(format!("could not run {shown}: {e}")))?;
-        if !output.status.success() {
-            return Err(Failure::new(format!(
-                "{shown} failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    }
-
-    /// `pos-gateway serve`, once `/healthz` answers.
-    fn serve(&self) -> Result<Running, Failure> {
-        let log = fs::File::create(&self.log)
-            .map_err(|e| Failure::new(format!("cannot create {}: {e}", self.log.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| Failure::new(format!("cannot share {}: {e}", self.log.display())))?;
-        let child = self
-            .command(&["serve"])
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| Failure::new(format!("could not start {}: {e}", self.bin.display())))?;
-        let mut running = Running {
-            child: Some(child),
-            address: self.address.clone(),
-            log: self.log.clone(),
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok((200, _)) = http(&self.address, "GET", "/healthz", None, None) {
-                return Ok(running);
-            }
-            let exited = running
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                return Err(Failure::new(format!(
-                    "the gateway exited ({status}) before answering; its log:\n{}",
-                    running.stop()
-                )));
-            }
-            if started.elapsed() > STARTUP_TIMEOUT {
-                return Err(Failure::new(format!(
-                    "the gateway did not answer /healthz on {} within {STARTUP_TIMEOUT:?}; its log:\n{}",
-                    self.address,
-                    running.stop()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// A gateway process; killed when stopped or dropped (also when the task fails half-way).
-struct Running {
-    child: Option<Child>,
-    address: String,
-    log: PathBuf,
-}
-
-impl Running {
-    /// Kills the gateway and returns its log.
-    fn stop(mut self) -> String {
-        self.kill();
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The Schemathesis configuration: the real catalog and the seeded customers' ids for the path
-/// parameters, most of the time.
-fn write_config(path: &Path, customers: &[String]) -> Result<(), Failure> {
-    let quoted: Vec<String> = customers.iter().map(|c| format!("\"{c}\"")).collect();
-    let text = format!(
-        "# Written by `cargo xtask schemathesis`; rewritten on every run.\n\
-         [dictionaries.catalogs]\n\
-         values = [\"{CATALOG}\"]\n\n\
-         [dictionaries.customers]\n\
-         values = [{}]\n\n\
-         [parameters]\n\
-         \"path.catalog_id\" = {{ dictionary = \"catalogs\", probability = {CATALOG_PROBABILITY} }}\n\
-         \"path.customer_id\" = {{ dictionary = \"customers\", probability = {CUSTOMER_PROBABILITY} }}\n",
-        quoted.join(", ")
-    );
-    fs::write(path, text).map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
-}
-
-/// The coverage phase takes no dictionaries: it would send `0` for the catalog and get 404 on
-/// every boundary case of a body or a query. This hook puts the real catalog and a seeded
-/// customer in the path of every coverage case, and a fresh `Idempotency-Key` in its headers,
-/// except in those that probe that very parameter.
-fn write_hooks(path: &Path, customers: &[String]) -> Result<(), Failure> {
-    let quoted: Vec<String> = customers.iter().map(|c| format!("\"{c}\"")).collect();
-    let text = format!(
-        r#""""Written by `cargo xtask schemathesis`; rewritten on every run."""
-
-import uuid
-
-import schemathesis
-from schemathesis.generation.meta import TestPhase
-
-CATALOG = "{CATALOG}"
-CUSTOMERS = [{customers}]
-
-
-@schemathesis.hook
-def before_call(context, case, kwargs):
-    meta = case.meta
-    if meta is None or meta.phase.name != TestPhase.COVERAGE or not case.path_parameters:
-        return
-    probed = getattr(meta.phase.data, "parameter", None)
-    if "catalog_id" in case.path_parameters and probed != "catalog_id":
-        case.path_parameters["catalog_id"] = CATALOG
-    if "customer_id" in case.path_parameters and probed != "customer_id":
-        case.path_parameters["customer_id"] = CUSTOMERS[len(str(case.body)) % len(CUSTOMERS)]
-    # One example key for every case would make most of them replays or 422 reuses.
-    if case.headers and "Idempotency-Key" in case.headers and probed != "Idempotency-Key":
-        case.headers["Idempotency-Key"] = str(uuid.uuid4())
-"#,
-        customers = quoted.join(", ")
-    );
-    fs::write(path, text).map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
+        .collect()
 }
 
 /// Runs `command`, copying its standard output to ours as it comes; returns the status and
@@ -513,55 +405,6 @@ fn figures(output: &str) -> String {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection; the status and the body.
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> Result<(u16, String), Failure> {
-    let fail = |e: std::io::Error| Failure::new(format!("{method} http://{address}{path}: {e}"));
-    let mut stream = TcpStream::connect(address).map_err(fail)?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(fail)?;
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    let body = body.unwrap_or_default();
-    if !body.is_empty() {
-        request.push_str("Content-Type: application/json\r\n");
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).map_err(fail)?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).map_err(fail)?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Failure::new(format!("{method} {path}: not an HTTP answer: {head}")))?;
-    Ok((status, body.to_owned()))
-}
-
-/// The value of the first `"key": value` in a JSON text, as text (a string's content, or a
-/// number): enough for the gateway's own flat answers, without a JSON parser.
-fn json_field(json: &str, key: &str) -> Option<String> {
-    let needle = format!("\"{key}\":");
-    let rest = json.get(json.find(&needle)? + needle.len()..)?.trim_start();
-    if let Some(string) = rest.strip_prefix('"') {
-        return string.get(..string.find('"')?).map(str::to_owned);
-    }
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-        .unwrap_or(rest.len());
-    rest.get(..end).filter(|v| !v.is_empty()).map(str::to_owned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,13 +426,9 @@ mod tests {
     }
 
     #[test]
-    fn fields_are_read_from_flat_json() {
-        let store = r#"{"id":7,"name":"schemathesis","vendor":"local"}"#;
-        assert_eq!(json_field(store, "id").as_deref(), Some("7"));
-        assert_eq!(json_field(store, "vendor").as_deref(), Some("local"));
-        let created = r#"{"customer":{"status":"ACTIVE","customer_id":"12","first_name":"J"}}"#;
-        assert_eq!(json_field(created, "customer_id").as_deref(), Some("12"));
-        assert_eq!(json_field(created, "missing"), None);
+    fn dictionaries_quote_one_entry_a_line() {
+        assert_eq!(dictionary(&["kiosk", "12"]), "\"kiosk\"\n\"12\"\n");
+        assert_eq!(dictionary(&[r#"a"b\c"#]), "\"a\\\"b\\\\c\"\n");
     }
 
     #[test]

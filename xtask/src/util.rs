@@ -39,6 +39,12 @@ impl From<String> for Failure {
     }
 }
 
+impl From<testkit::gateway::Error> for Failure {
+    fn from(error: testkit::gateway::Error) -> Self {
+        Self::new(error.to_string())
+    }
+}
+
 /// Print a step header.
 pub fn step(title: &str) {
     eprintln!("\n==> {title}");

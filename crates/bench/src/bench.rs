@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Value, json};
+use testkit::pg::TestDatabase;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 
@@ -81,7 +82,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let load_generator = describe_load_generator();
     println!("load generator: {load_generator}");
 
-    let url = db::fresh_database(&options.admin_url, "pos_gateway_bench").await?;
+    // Dropped when the run ends (also on an error), after the gateway is stopped.
+    let database = TestDatabase::create_on(&options.admin_url, "pos_gateway_bench").await?;
+    let url = database.url().to_owned();
     let setup = Setup {
         binary: options.gateway_binary.clone(),
         database_url: url.clone(),

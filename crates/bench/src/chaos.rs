@@ -10,10 +10,10 @@ use anyhow::{Context, bail, ensure};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
+use testkit::pg::TestDatabase;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 
-use crate::db;
 use crate::gateway::{Gateway, Setup};
 use crate::load::connection;
 
@@ -68,7 +68,8 @@ type FaultCase = (
 /// Every vendor fault in turn, under load: each answer must be one the contract gives for it,
 /// within the bound; afterwards the gateway's sockets and memory must be back where they were.
 pub async fn faults(options: &Options) -> anyhow::Result<()> {
-    let url = db::fresh_database(&options.database_url, "pos_gateway_chaos").await?;
+    let database = TestDatabase::create_on(&options.database_url, "pos_gateway_chaos").await?;
+    let url = database.url().to_owned();
     let setup = setup(options, url, "chaos-faults.log");
     let _ = std::fs::remove_file(&setup.log);
     setup.cli(&["migrate"])?;
@@ -379,7 +380,8 @@ fn check(tally: &Tally, allowed: &[(&str, &[&str])]) -> anyhow::Result<()> {
 /// SIGKILL while creates are in flight, restart: every customer the vendor created must reach
 /// the mirror (the outbox's recovery), and none twice.
 pub async fn kill(options: &Options) -> anyhow::Result<()> {
-    let url = db::fresh_database(&options.database_url, "pos_gateway_chaos_kill").await?;
+    let database = TestDatabase::create_on(&options.database_url, "pos_gateway_chaos_kill").await?;
+    let url = database.url().to_owned();
     let setup = setup(options, url.clone(), "chaos-kill.log");
     let _ = std::fs::remove_file(&setup.log);
     setup.cli(&["migrate"])?;
@@ -486,7 +488,8 @@ async fn mirrored(url: &str, store: i64, ids: &[String]) -> anyhow::Result<usize
 /// PostgreSQL stopped under load: `/readyz` and the API must answer 503 in time (no hang), and
 /// the gateway must recover once it is back, without a restart.
 pub async fn pg_outage(options: &Options, stop: &str, start: &str) -> anyhow::Result<()> {
-    let url = db::fresh_database(&options.database_url, "pos_gateway_chaos_pg").await?;
+    let database = TestDatabase::create_on(&options.database_url, "pos_gateway_chaos_pg").await?;
+    let url = database.url().to_owned();
     let setup = setup(options, url, "chaos-pg.log");
     let _ = std::fs::remove_file(&setup.log);
     setup.cli(&["migrate"])?;

@@ -1,5 +1,5 @@
-//! PostgreSQL for the benchmarks: a database of its own, the seeded mirror, and the baselines
-//! that run the gateway's SQL straight on the server.
+//! PostgreSQL for the benchmarks: the seeded mirror, and the baselines that run the gateway's
+//! SQL straight on the server (each run's database of its own is a `testkit::pg::TestDatabase`).
 
 use anyhow::Context;
 use diesel::sql_types::{BigInt, Date, Nullable, Text, Timestamp};
@@ -10,31 +10,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 /// The gateway's PostgreSQL pool size (persistence's `POSTGRES_POOL_SIZE`): the baselines get
 /// as many connections as the gateway has.
 pub const GATEWAY_POOL_SIZE: usize = 16;
-
-/// `url` with its database name replaced by `name`.
-pub fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
-    let (scheme, rest) = url.split_once("://").context("not a URL")?;
-    let (authority, tail) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    let query = tail.find('?').map(|q| &tail[q..]).unwrap_or_default();
-    Ok(format!("{scheme}://{authority}/{name}{query}"))
-}
-
-/// Drops and creates `name` on the server `admin_url` points at; returns its URL.
-pub async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
-    let mut admin = AsyncPgConnection::establish(admin_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await?;
-    with_database(admin_url, name)
-}
 
 pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool<AsyncPgConnection>> {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);

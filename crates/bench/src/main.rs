@@ -35,7 +35,8 @@ enum Command {
         /// The release `pos-gateway` binary.
         #[arg(long)]
         gateway: PathBuf,
-        /// A PostgreSQL server; the bench drops and creates database `pos_gateway_bench` on it.
+        /// A PostgreSQL server; the bench makes a database of its own on it
+        /// (`pos_gateway_bench_<random>`) and drops it when the run ends.
         #[arg(long)]
         database_url: String,
         #[arg(long, default_value = "target/bench")]

@@ -1,5 +1,6 @@
 //! The repositories against real databases: every test in `suite!` runs once on SQLite (a fresh
-//! file) and once on PostgreSQL (a fresh database on the server `TEST_DATABASE_URL` names).
+//! file) and once on PostgreSQL (a fresh database on the server `TEST_DATABASE_URL` names,
+//! made and dropped by `testkit::pg::TestDatabase`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,6 +21,7 @@ use domain::{
 };
 use persistence::{Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
 use serde_json::json;
+use testkit::pg::TestDatabase;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -45,72 +47,6 @@ where
     }
 }
 
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "PostgreSQL tests need a server: set TEST_DATABASE_URL \
-             (e.g. postgres://postgres@127.0.0.1:5432/test) or run `cargo xtask test`"
-        )
-    })
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_end = base
-        .find("://")
-        .map(|i| i + 3)
-        .and_then(|start| base[start..].find('/').map(|i| start + i))
-        .unwrap_or(base.len());
-    let mut new = format!("{}/{name}", &base[..authority_end]);
-    if let Some(query) = query {
-        new.push('?');
-        new.push_str(query);
-    }
-    new
-}
-
-/// A PostgreSQL database of a test's own, on the server `TEST_DATABASE_URL` names.
-struct ScratchDatabase {
-    admin: AsyncPgConnection,
-    url: String,
-    name: String,
-}
-
-impl ScratchDatabase {
-    async fn create() -> Self {
-        let admin_url = admin_url();
-        let name = format!("persistence_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = AsyncPgConnection::establish(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let url = with_database(&admin_url, &name);
-        Self { admin, url, name }
-    }
-
-    async fn connect(&self) -> Database {
-        Database::connect(&self.url).await.unwrap()
-    }
-
-    /// Drops it, closing any connection still open to it.
-    async fn drop_it(&mut self) {
-        diesel::sql_query(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut self.admin)
-        .await
-        .unwrap();
-    }
-}
-
 /// Runs `test` on a migrated PostgreSQL database of its own, dropped afterwards; it gets the
 /// URL too.
 async fn on_postgres<F, Fut>(test: F)
@@ -118,12 +54,12 @@ where
     F: FnOnce(Database, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut scratch = ScratchDatabase::create().await;
-    let db = scratch.connect().await;
+    let scratch = TestDatabase::create().await;
+    let db = Database::connect(scratch.url()).await.unwrap();
     assert_eq!(db.backend(), Backend::Postgres);
     db.migrate().await.unwrap();
-    let outcome = tokio::spawn(test(db, scratch.url.clone())).await;
-    scratch.drop_it().await;
+    let outcome = tokio::spawn(test(db, scratch.url().to_owned())).await;
+    scratch.drop_database().await.unwrap();
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -1240,10 +1176,10 @@ async fn an_unreachable_postgres_fails_fast_without_its_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_ping_fails_fast_once_the_database_is_gone() {
-    let mut scratch = ScratchDatabase::create().await;
-    let db = scratch.connect().await;
+    let scratch = TestDatabase::create().await;
+    let db = Database::connect(scratch.url()).await.unwrap();
     db.ping().await.unwrap();
-    scratch.drop_it().await;
+    scratch.drop_database().await.unwrap();
     let started = Instant::now();
     let error = db.ping().await.unwrap_err();
     assert!(
@@ -1251,22 +1187,6 @@ async fn postgres_ping_fails_fast_once_the_database_is_gone() {
         "{error:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
-}
-
-#[test]
-fn database_names_are_replaced_in_urls() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-        "postgres://postgres@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/test?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://h:5432", "x"),
-        "postgres://h:5432/x"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------

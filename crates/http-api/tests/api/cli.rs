@@ -12,29 +12,28 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testkit::gateway::{Gateway, free_address, terminate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pos-gateway");
 
+/// A working directory of its own (where the SQLite default `pos-gateway.db` goes), and the
+/// binary with none of the caller's `POS_GATEWAY_*` variables.
 struct Env {
     dir: tempfile::TempDir,
+    gateway: Gateway,
 }
 
 impl Env {
     fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = Gateway::new(BIN)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn");
+        Self { dir, gateway }
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .current_dir(self.dir.path())
-            .env_remove("POS_GATEWAY_JWT_SECRET")
-            .env_remove("POS_GATEWAY_DATABASE_URL")
-            .env_remove("POS_GATEWAY_CREDENTIALS_KEY")
-            .env("RUST_LOG", "warn");
-        command
+        self.gateway.command::<_, &str>([])
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
@@ -45,14 +44,6 @@ impl Env {
             String::from_utf8(output.stderr).unwrap(),
         )
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -197,10 +188,10 @@ fn vendor_credentials_need_a_well_formed_key_and_never_show() {
 #[test]
 fn the_demo_works_from_nothing_and_stops_gracefully() {
     let env = Env::new();
-    let port = free_port();
+    let address = free_address().unwrap();
     let mut child = env
         .command()
-        .env("POS_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("POS_GATEWAY_LISTEN", address.to_string())
         .arg("demo")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -219,7 +210,7 @@ fn the_demo_works_from_nothing_and_stops_gracefully() {
     let token = token.expect("the demo prints a token");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{address}");
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -252,23 +243,9 @@ fn the_demo_works_from_nothing_and_stops_gracefully() {
         assert_eq!(found["customers"][0]["email"], "john.doe@example.com");
     });
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "SIGTERM is a clean stop: {status}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the demo did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let status = terminate(&mut child, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("the demo did not stop on SIGTERM: {e}"));
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
 
     // A second demo reuses the store, the catalog and the secret.
     let (ok, _, err) = env.run(&["token", "--catalog", "demo"]);

@@ -7,12 +7,10 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
+use crate::helpers::{Db, body, john, spawn_app};
 use domain::Vendor;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Db, body, john, spawn_app};
 
 on_both_databases!(
     create_find_get_and_update_a_customer,

@@ -7,12 +7,10 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
+use crate::helpers::{Db, TestApp, body, spawn_app};
 use domain::Vendor;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Db, TestApp, body, spawn_app};
 use vendor_doubles::dutchie::DutchieDouble;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};

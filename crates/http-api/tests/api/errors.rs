@@ -7,15 +7,13 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
+use crate::helpers::{Db, SECRET, body, spawn_app, spawn_app_with_key};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::Vendor;
 use jsonwebtoken::{EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Db, SECRET, body, spawn_app, spawn_app_with_key};
 
 const UNAUTHORIZED: &str = "You need to sign in or sign up before continuing.";
 
@@ -425,31 +423,13 @@ async fn a_public_key_checks_es256_tokens_and_refuses_algorithm_confusion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_goes_away_gives_503_not_a_hang() {
-    let app = spawn_app(Db::Postgres).await;
+    let mut app = spawn_app(Db::Postgres).await;
     app.add_store("k", Vendor::Local).await;
     let token = app.token(&["k"]);
     let (status, _) = app.get_json("/api/v1/k/customers", &token).await;
     assert_eq!(status, StatusCode::OK);
 
-    let name = app
-        .config
-        .database_url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    app.drop_postgres_database().await;
 
     let started = std::time::Instant::now();
     let response = app

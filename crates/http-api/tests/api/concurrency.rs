@@ -8,14 +8,12 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::{Db, TestApp, body, spawn_app};
 use domain::Vendor;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Db, TestApp, body, spawn_app};
 use vendor_doubles::Op;
 use vendor_doubles::treez::TreezDouble;
 

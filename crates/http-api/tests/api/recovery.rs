@@ -8,18 +8,16 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{Db, SECRET, fresh_database};
 use domain::{CustomerMirror, CustomerQuery, StoreId};
 use http_api::config::Secret;
 use persistence::Database;
 use serde_json::{Value, json};
-use support::{Db, SECRET, fresh_database_url};
+use testkit::gateway::Serving;
+use testkit::pg::TestDatabase;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 
@@ -38,51 +36,37 @@ const RECOVERY_DEADLINE: Duration = Duration::from_secs(20);
 struct Gateway {
     dir: tempfile::TempDir,
     database_url: String,
-    port: u16,
-    log: std::path::PathBuf,
+    binary: testkit::gateway::Gateway,
+    /// Dropped last: the PostgreSQL database goes once the test is done with it.
+    _postgres: Option<TestDatabase>,
 }
 
 impl Gateway {
     async fn new(db: Db) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = fresh_database_url(db, &dir).await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("serve.log");
+        let (database_url, postgres) = fresh_database(db, &dir).await;
+        let binary = testkit::gateway::Gateway::new(BIN)
+            .current_dir(dir.path())
+            .env("POS_GATEWAY_DATABASE_URL", &database_url)
+            .env("POS_GATEWAY_CREDENTIALS_KEY", CREDENTIALS_KEY)
+            .env("POS_GATEWAY_JWT_SECRET", SECRET)
+            .env("POS_GATEWAY_POS_TIMEOUT", "1s")
+            .env("RUST_LOG", "info")
+            .log(dir.path().join("serve.log"))
+            .startup_timeout(Duration::from_secs(30));
         Self {
             dir,
             database_url,
-            port,
-            log,
+            binary,
+            _postgres: postgres,
         }
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .current_dir(self.dir.path())
-            .env("POS_GATEWAY_DATABASE_URL", &self.database_url)
-            .env("POS_GATEWAY_CREDENTIALS_KEY", CREDENTIALS_KEY)
-            .env("POS_GATEWAY_JWT_SECRET", SECRET)
-            .env("POS_GATEWAY_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("POS_GATEWAY_POS_TIMEOUT", "1s")
-            .env_remove("POS_GATEWAY_JWT_PUBLIC_KEY")
-            .env("RUST_LOG", "info");
-        command
     }
 
     /// Runs an admin command; its JSON answer.
     fn admin(&self, args: &[&str]) -> Value {
-        let output = self.command().args(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
+        self.binary
+            .admin(args)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
     /// A Treez store reaching `double`, with catalog `CATALOG`.
@@ -98,7 +82,6 @@ impl Gateway {
             "treez",
             "--config",
             config.to_str().unwrap(),
-            "--json",
         ]);
         let id = store["id"].as_i64().unwrap();
         self.admin(&[
@@ -108,44 +91,22 @@ impl Gateway {
             &id.to_string(),
             "--id",
             CATALOG,
-            "--json",
         ]);
         StoreId(id)
     }
 
-    /// `serve`, once `/healthz` answers; its log goes on after the previous run's.
-    async fn serve(&self) -> Child {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = self
-            .command()
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client.get(self.url("/healthz")).send().await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "serve never answered: {}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        child
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+    /// `serve` on a free port, once `/healthz` answers; its log goes on after the previous
+    /// run's.
+    async fn serve(&self) -> Serving {
+        let binary = self.binary.clone();
+        tokio::task::spawn_blocking(move || binary.serve())
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("serve never answered: {e}"))
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.binary.log_text()
     }
 
     /// The ids of the store's customers in the mirror, read from the database itself.
@@ -195,7 +156,7 @@ async fn a_gateway_killed_mid_create_recovers_every_vendor_customer(db: Db) {
     );
     let gateway = Gateway::new(db).await;
     let store = gateway.add_store(&double);
-    let mut serving = gateway.serve().await;
+    let serving = gateway.serve().await;
 
     let token = http_api::auth::issue_token(
         &Secret::new(SECRET),
@@ -212,7 +173,7 @@ async fn a_gateway_killed_mid_create_recovers_every_vendor_customer(db: Db) {
     let creates: Vec<_> = (0..CUSTOMERS)
         .map(|i| {
             let request = client
-                .post(gateway.url(&format!("/api/v1/{CATALOG}/customers")))
+                .post(format!("{}/api/v1/{CATALOG}/customers", serving.url()))
                 .bearer_auth(&token)
                 .json(&json!({ "customer": customer(i) }));
             tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
@@ -230,9 +191,8 @@ async fn a_gateway_killed_mid_create_recovers_every_vendor_customer(db: Db) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    serving.kill().unwrap(); // SIGKILL on Unix: no shutdown, no last writes
+    serving.kill9(); // no shutdown, no last writes
     let killed = Instant::now();
-    serving.wait().unwrap();
     let mut answered = 0;
     for create in creates {
         if matches!(create.await.unwrap(), Ok(201)) {
@@ -320,20 +280,10 @@ async fn a_gateway_killed_mid_create_recovers_every_vendor_customer(db: Db) {
     }
 
     // A clean stop ends the recovery task too.
-    let status = Command::new("kill")
-        .args(["-TERM", &serving.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = serving.try_wait().unwrap() {
-            assert!(status.success(), "SIGTERM is a clean stop: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = serving
+        .terminate(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("serve did not stop on SIGTERM: {e}"));
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
     assert!(
         gateway
             .log_text()

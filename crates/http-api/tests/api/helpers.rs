@@ -9,6 +9,7 @@ use http_api::config::{Config, JwtKey, Secret};
 use persistence::Database;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use testkit::pg::TestDatabase;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
@@ -23,35 +24,22 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database: Database,
     pub config: Config,
+    /// The PostgreSQL database, dropped with the app (its server's connections go with it).
+    postgres: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
-/// A database of its own for one test: a temp SQLite file, or a new PostgreSQL database on the
-/// server that `TEST_DATABASE_URL` names.
-pub async fn fresh_database_url(db: Db, dir: &tempfile::TempDir) -> String {
+/// A database of its own for one test: a SQLite file in `dir`, or a new PostgreSQL database
+/// on the server `TEST_DATABASE_URL` names, dropped with the returned guard.
+pub async fn fresh_database(db: Db, dir: &tempfile::TempDir) -> (String, Option<TestDatabase>) {
     match db {
-        Db::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
+        Db::Sqlite => (
+            format!("sqlite://{}", dir.path().join("test.db").display()),
+            None,
+        ),
         Db::Postgres => {
-            let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-                panic!("TEST_DATABASE_URL is not set: run `cargo xtask test`, or set it to a PostgreSQL URL whose user may CREATE DATABASE")
-            });
-            let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
-            tokio::spawn(connection);
-            let name = format!("pgw_http_{}", uuid::Uuid::new_v4().simple());
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
-            let (base, _) = admin
-                .rsplit_once('/')
-                .expect("TEST_DATABASE_URL names a database");
-            let query = admin
-                .split_once('?')
-                .map(|(_, q)| format!("?{q}"))
-                .unwrap_or_default();
-            format!("{base}/{name}{query}")
+            let database = TestDatabase::create().await;
+            (database.url().to_owned(), Some(database))
         }
     }
 }
@@ -63,7 +51,7 @@ pub async fn spawn_app(db: Db) -> TestApp {
 /// The same, checking tokens with `key` (e.g. an ES256 public key).
 pub async fn spawn_app_with_key(db: Db, key: JwtKey) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(db, &dir).await;
+    let (url, postgres) = fresh_database(db, &dir).await;
     let database = Database::connect(&url).await.unwrap();
     database.migrate().await.unwrap();
     let config = Config {
@@ -86,11 +74,21 @@ pub async fn spawn_app_with_key(db: Db, key: JwtKey) -> TestApp {
         client,
         database,
         config,
+        postgres,
         _dir: dir,
     }
 }
 
 impl TestApp {
+    /// Drops the app's PostgreSQL database under the running server, as an outage would.
+    pub async fn drop_postgres_database(&mut self) {
+        let database = self
+            .postgres
+            .take()
+            .expect("the app runs on PostgreSQL (Db::Postgres)");
+        database.drop_database().await.unwrap();
+    }
+
     /// Adds a store with `vendor` and catalog `catalog`; returns the store id.
     pub async fn add_store(&self, catalog: &str, vendor: domain::Vendor) -> domain::StoreId {
         self.insert_store(catalog, vendor, &json!({})).await
@@ -191,17 +189,17 @@ pub fn john() -> Value {
     json!({"first_name": "John", "last_name": "Doe", "email": "john.doe@example.com", "phone": "555-123-4567"})
 }
 
-/// Runs an async test body once on SQLite and once on PostgreSQL.
-#[macro_export]
+/// Runs an async test body once on SQLite and once on PostgreSQL (`main.rs` declares this
+/// module first, with `#[macro_use]`, so every test module can use it).
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::support::Db::Sqlite).await })*
+            async fn $name() { super::$name($crate::helpers::Db::Sqlite).await })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::support::Db::Postgres).await })*
+            async fn $name() { super::$name($crate::helpers::Db::Postgres).await })*
         }
     };
 }
