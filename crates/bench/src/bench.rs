@@ -96,7 +96,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let local_store = setup.add_store(LOCAL, "local", None)?;
     let double = Arc::new(TreezDouble::start()?);
     let config_path = options.out.join("treez-store.json");
-    std::fs::write(&config_path, double.store_config().to_string())?;
+    std::fs::write(&config_path, double.unthrottled_store_config().to_string())?;
     setup.add_store(TREEZ, "treez", Some(&config_path))?;
     let token = setup.token()?;
 

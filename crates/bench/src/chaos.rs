@@ -75,7 +75,7 @@ pub async fn faults(options: &Options) -> anyhow::Result<()> {
     setup.cli(&["migrate"])?;
     let double = Arc::new(TreezDouble::start()?);
     let config = options.out.join("chaos-treez.json");
-    std::fs::write(&config, double.store_config().to_string())?;
+    std::fs::write(&config, double.unthrottled_store_config().to_string())?;
     setup.add_store("chaos-treez", "treez", Some(&config))?;
     let token = setup.token()?;
     let gateway = setup.start().await?;
@@ -387,7 +387,7 @@ pub async fn kill(options: &Options) -> anyhow::Result<()> {
     setup.cli(&["migrate"])?;
     let double = Arc::new(TreezDouble::start()?);
     let config = options.out.join("chaos-treez.json");
-    std::fs::write(&config, double.store_config().to_string())?;
+    std::fs::write(&config, double.unthrottled_store_config().to_string())?;
     let store = setup.add_store("chaos-kill", "treez", Some(&config))?;
     let token = setup.token()?;
     let gateway = setup.start().await?;

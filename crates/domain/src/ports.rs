@@ -368,7 +368,16 @@ impl DuplicateKeys {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CustomerMirror: Send + Sync {
-    async fn upsert(&self, store: StoreId, customers: &[Customer]) -> Result<(), RepositoryError>;
+    /// Writes what the POS said of these customers. For the fields in `unknown` (those the
+    /// POS never gives back: its `unreadable_fields`), an empty value means "the POS did not
+    /// say", not "none": the mirror keeps what it has, so a licence only we know survives
+    /// every read of a vendor that never returns it.
+    async fn upsert(
+        &self,
+        store: StoreId,
+        customers: &[Customer],
+        unknown: &[OptionalField],
+    ) -> Result<(), RepositoryError>;
 
     async fn find(
         &self,

@@ -292,7 +292,8 @@ impl CustomerService {
             match directory.find(&query).await {
                 Ok(page) => {
                     if !directory.is_mirror() {
-                        self.copy_to_mirror(&store, &page.customers).await;
+                        let unknown = directory.capabilities().unreadable_fields;
+                        self.copy_to_mirror(&store, &page.customers, unknown).await;
                     }
                     return Ok(Listing {
                         customers: page.customers,
@@ -331,7 +332,8 @@ impl CustomerService {
             match directory.get(id).await {
                 Ok(Some(customer)) => {
                     if !directory.is_mirror() {
-                        self.copy_to_mirror(&store, std::slice::from_ref(&customer))
+                        let unknown = directory.capabilities().unreadable_fields;
+                        self.copy_to_mirror(&store, std::slice::from_ref(&customer), unknown)
                             .await;
                     }
                     return Ok((customer, DataSource::Pos));
@@ -422,7 +424,15 @@ impl CustomerService {
         reject_blank(cleared)?;
         let updated = directory.update(id, patch).await?;
         if !directory.is_mirror() {
-            self.copy_to_mirror(&store, std::slice::from_ref(&updated))
+            // What the patch named, the POS's answer says; the rest it may not know.
+            let unknown: Vec<OptionalField> = directory
+                .capabilities()
+                .unreadable_fields
+                .iter()
+                .copied()
+                .filter(|field| !names(patch, *field))
+                .collect();
+            self.copy_to_mirror(&store, std::slice::from_ref(&updated), &unknown)
                 .await;
         }
         Ok(updated)
@@ -453,7 +463,10 @@ impl CustomerService {
         };
         let found = directory.find(&query).await?;
         // Unlike a kiosk's read, a sync that cannot write the mirror has failed.
-        self.mirror.upsert(store.id, &found.customers).await?;
+        let unknown = directory.capabilities().unreadable_fields;
+        self.mirror
+            .upsert(store.id, &found.customers, unknown)
+            .await?;
         Ok(SyncPage {
             copied: found.customers.len(),
             next: found.next,
@@ -499,7 +512,11 @@ impl CustomerService {
             Err(PosError::Duplicate(existing)) => {
                 if let Err(e) = self
                     .mirror
-                    .upsert(store.id, std::slice::from_ref(existing.as_ref()))
+                    .upsert(
+                        store.id,
+                        std::slice::from_ref(existing.as_ref()),
+                        directory.capabilities().unreadable_fields,
+                    )
                     .await
                 {
                     tracing::warn!(store = %store.id, error = %e, "could not copy a duplicate to the mirror");
@@ -523,9 +540,17 @@ impl CustomerService {
                 return Err(error.into());
             }
         };
+        // What the kiosk gave, the POS's answer carries; the rest it may not know.
+        let unknown: Vec<OptionalField> = directory
+            .capabilities()
+            .unreadable_fields
+            .iter()
+            .copied()
+            .filter(|field| !has(&customer, *field))
+            .collect();
         match self
             .mirror
-            .upsert(store.id, std::slice::from_ref(&created))
+            .upsert(store.id, std::slice::from_ref(&created), &unknown)
             .await
         {
             Ok(()) => self.settle(store, entry).await,
@@ -643,7 +668,11 @@ impl CustomerService {
             Ok(PosLookup::Found(found)) => {
                 match self
                     .mirror
-                    .upsert(store.id, std::slice::from_ref(found.as_ref()))
+                    .upsert(
+                        store.id,
+                        std::slice::from_ref(found.as_ref()),
+                        directory.capabilities().unreadable_fields,
+                    )
                     .await
                 {
                     Ok(()) => {
@@ -757,7 +786,8 @@ impl CustomerService {
         }
         match self.look_up_at_pos(directory, customer).await? {
             PosLookup::Found(found) => {
-                self.copy_to_mirror(store, std::slice::from_ref(found.as_ref()))
+                let unknown = directory.capabilities().unreadable_fields;
+                self.copy_to_mirror(store, std::slice::from_ref(found.as_ref()), unknown)
                     .await;
                 Ok(Some(*found))
             }
@@ -825,11 +855,16 @@ impl CustomerService {
 
     /// The mirror is a cache of the POS: failing to write it must not fail a request whose POS
     /// part succeeded, so it is logged and the next read repairs it.
-    async fn copy_to_mirror(&self, store: &Store, customers: &[Customer]) {
+    async fn copy_to_mirror(
+        &self,
+        store: &Store,
+        customers: &[Customer],
+        unknown: &[OptionalField],
+    ) {
         if customers.is_empty() {
             return;
         }
-        if let Err(e) = self.mirror.upsert(store.id, customers).await {
+        if let Err(e) = self.mirror.upsert(store.id, customers, unknown).await {
             tracing::warn!(store = %store.id, error = %e, "could not update the mirror");
         }
     }
@@ -925,6 +960,18 @@ fn has(customer: &NewCustomer, field: OptionalField) -> bool {
         OptionalField::Phone => customer.phone.is_some(),
         OptionalField::DriversLicense => customer.drivers_license.is_some(),
         OptionalField::Notes => customer.notes.is_some(),
+    }
+}
+
+/// Whether the patch names the field at all (sets or clears it).
+fn names(patch: &CustomerPatch, field: OptionalField) -> bool {
+    match field {
+        OptionalField::Gender => patch.gender.is_some(),
+        OptionalField::Birthday => patch.birthday.is_some(),
+        OptionalField::Email => patch.email.is_some(),
+        OptionalField::Phone => patch.phone.is_some(),
+        OptionalField::DriversLicense => patch.drivers_license.is_some(),
+        OptionalField::Notes => patch.notes.is_some(),
     }
 }
 

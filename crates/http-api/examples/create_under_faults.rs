@@ -86,7 +86,11 @@ async fn main() {
     database.migrate().await.unwrap();
     let stores = database.clone().with_credentials_key(Some(key)).stores();
     let store = stores
-        .add_store("Treez store", Vendor::Treez, &double.store_config())
+        .add_store(
+            "Treez store",
+            Vendor::Treez,
+            &double.unthrottled_store_config(),
+        )
         .await
         .unwrap();
     stores

@@ -16,7 +16,7 @@ use domain::query::MAX_LIMIT;
 use domain::{
     Capabilities, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPage,
     CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, NewCustomer,
-    PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, Vendor,
+    OptionalField, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, Vendor,
 };
 
 use crate::database::{Database, Pool, checkout, db_error, now};
@@ -150,9 +150,58 @@ impl NewCustomerRow {
 
 /// The upsert of a batch of [`NewCustomerRow`]s: insert, or overwrite every field but the
 /// creation time of the customer the POS id names.
+/// What one upsert keeps of a row already there: the fields the POS never gives back, whose
+/// empty value in the new row means "not said" (see `CustomerMirror::upsert`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Keep {
+    gender: bool,
+    birthday: bool,
+    email: bool,
+    phone: bool,
+    drivers_license: bool,
+    notes: bool,
+}
+
+impl Keep {
+    fn of(unknown: &[OptionalField]) -> Self {
+        let has = |field| unknown.contains(&field);
+        Self {
+            gender: has(OptionalField::Gender),
+            birthday: has(OptionalField::Birthday),
+            email: has(OptionalField::Email),
+            phone: has(OptionalField::Phone),
+            drivers_license: has(OptionalField::DriversLicense),
+            notes: has(OptionalField::Notes),
+        }
+    }
+}
+
+/// `column = excluded.column`, or, when `keep`, the row's own value where the new one is NULL.
+/// The same SQL in PostgreSQL and SQLite (both name the existing row by its table in an
+/// upsert); `keep` is bound, so one statement serves every vendor.
+macro_rules! kept {
+    ($column:ident, $sql_type:ty, $keep:expr) => {
+        c::$column.eq(diesel::dsl::sql::<$sql_type>("CASE WHEN ")
+            .bind::<diesel::sql_types::Bool, _>($keep)
+            .sql(concat!(
+                " THEN COALESCE(excluded.",
+                stringify!($column),
+                ", customers.",
+                stringify!($column),
+                ") ELSE excluded.",
+                stringify!($column),
+                " END"
+            )))
+    };
+}
+
+/// The upsert of the mirror's rows: insert, or update every POS field of the row with the same
+/// store and POS id (keeping what `$keep` says the POS did not say).
 macro_rules! upsert_statement {
-    ($rows:expr) => {{
+    ($rows:expr, $keep:expr) => {{
         use customers::dsl as c;
+        use diesel::sql_types::{Date, Nullable, Text};
+        let keep: Keep = $keep;
         diesel::insert_into(c::customers)
             .values($rows)
             .on_conflict((c::store_id, c::pos_customer_id))
@@ -163,15 +212,15 @@ macro_rules! upsert_statement {
                 c::last_name.eq(excluded(c::last_name)),
                 c::first_name_lower.eq(excluded(c::first_name_lower)),
                 c::last_name_lower.eq(excluded(c::last_name_lower)),
-                c::gender.eq(excluded(c::gender)),
-                c::birthday.eq(excluded(c::birthday)),
-                c::email.eq(excluded(c::email)),
-                c::email_lower.eq(excluded(c::email_lower)),
-                c::phone.eq(excluded(c::phone)),
-                c::phone_digits.eq(excluded(c::phone_digits)),
-                c::drivers_license.eq(excluded(c::drivers_license)),
-                c::drivers_license_key.eq(excluded(c::drivers_license_key)),
-                c::notes.eq(excluded(c::notes)),
+                kept!(gender, Nullable<Text>, keep.gender),
+                kept!(birthday, Nullable<Date>, keep.birthday),
+                kept!(email, Nullable<Text>, keep.email),
+                kept!(email_lower, Nullable<Text>, keep.email),
+                kept!(phone, Nullable<Text>, keep.phone),
+                kept!(phone_digits, Nullable<Text>, keep.phone),
+                kept!(drivers_license, Nullable<Text>, keep.drivers_license),
+                kept!(drivers_license_key, Nullable<Text>, keep.drivers_license),
+                kept!(notes, Nullable<Text>, keep.notes),
                 c::updated_at.eq(excluded(c::updated_at)),
             ))
     }};
@@ -280,7 +329,13 @@ impl From<RepositoryError> for UpdateError {
 #[async_trait]
 impl CustomerMirror for Mirror {
     /// Inserts new customers and overwrites known ones (matched on the POS's id), in batches.
-    async fn upsert(&self, store: StoreId, customers: &[Customer]) -> Result<(), RepositoryError> {
+    async fn upsert(
+        &self,
+        store: StoreId,
+        customers: &[Customer],
+        unknown: &[OptionalField],
+    ) -> Result<(), RepositoryError> {
+        let keep = Keep::of(unknown);
         // One statement may not touch a row twice (PostgreSQL refuses): the last copy wins.
         let mut latest: Vec<&Customer> = Vec::with_capacity(customers.len());
         let mut seen = std::collections::HashSet::new();
@@ -301,7 +356,7 @@ impl CustomerMirror for Mirror {
             match &self.db.relaxed() {
                 Pool::Postgres(pool) => {
                     let mut conn = checkout(pool).await?;
-                    diesel_async::RunQueryDsl::execute(upsert_statement!(&chunk), &mut *conn)
+                    diesel_async::RunQueryDsl::execute(upsert_statement!(&chunk, keep), &mut *conn)
                         .await
                         .map_err(db_error)?;
                 }
@@ -310,7 +365,7 @@ impl CustomerMirror for Mirror {
                 Pool::Sqlite(pool) => {
                     let mut conn = checkout(pool).await?;
                     conn.spawn_blocking(move |conn| {
-                        diesel::RunQueryDsl::execute(upsert_statement!(&chunk), conn)
+                        diesel::RunQueryDsl::execute(upsert_statement!(&chunk, keep), conn)
                     })
                     .await
                     .map_err(db_error)?;

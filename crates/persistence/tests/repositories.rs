@@ -16,8 +16,8 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use domain::{
     CatalogId, Claim, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerMirror,
     CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, IdempotencyKey,
-    IdempotencyStore, NewCustomer, PageToken, PendingCreate, PendingCreates, PersonName, Phone,
-    PosError, RepositoryError, StoreId, StoreRegistry, Vendor,
+    IdempotencyStore, NewCustomer, OptionalField, PageToken, PendingCreate, PendingCreates,
+    PersonName, Phone, PosError, RepositoryError, StoreId, StoreRegistry, Vendor,
 };
 use persistence::{Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
 use serde_json::json;
@@ -106,6 +106,7 @@ suite!(
     stores_and_catalogs,
     mirror_upsert_inserts_then_updates,
     mirror_upsert_handles_large_batches_and_repeats,
+    mirror_upsert_keeps_what_the_pos_never_gives_back,
     mirror_find_by_each_filter,
     mirror_name_filter_escapes_like_wildcards,
     mirror_pages_do_not_overlap,
@@ -266,7 +267,10 @@ async fn mirror_upsert_inserts_then_updates(db: Database) {
     let mirror = db.mirror();
     let shop = store(&db, "shop").await;
     let jane = customer("c-2", "Jane", "Roe");
-    mirror.upsert(shop, &[john(), jane.clone()]).await.unwrap();
+    mirror
+        .upsert(shop, &[john(), jane.clone()], &[])
+        .await
+        .unwrap();
     let id = CustomerId::parse("c-1").unwrap();
     assert_eq!(mirror.get(shop, &id).await.unwrap(), Some(john()));
 
@@ -278,7 +282,7 @@ async fn mirror_upsert_inserts_then_updates(db: Database) {
         ..john()
     };
     mirror
-        .upsert(shop, std::slice::from_ref(&changed))
+        .upsert(shop, std::slice::from_ref(&changed), &[])
         .await
         .unwrap();
     assert_eq!(mirror.get(shop, &id).await.unwrap(), Some(changed));
@@ -291,7 +295,78 @@ async fn mirror_upsert_inserts_then_updates(db: Database) {
     // The old e-mail no longer finds anybody.
     let by_old_email = by("email", "john.doe@example.com");
     assert!(found(&mirror, shop, &by_old_email).await.is_empty());
-    mirror.upsert(shop, &[]).await.unwrap();
+    mirror.upsert(shop, &[], &[]).await.unwrap();
+}
+
+/// A vendor that never returns the licence (Dutchie) must not erase the one we gave it: its
+/// reads say nothing of it, so the mirror keeps ours, and licence look-ups still find them.
+async fn mirror_upsert_keeps_what_the_pos_never_gives_back(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let id = CustomerId::parse("c-1").unwrap();
+    mirror.upsert(shop, &[john()], &[]).await.unwrap();
+    let read_back = Customer {
+        drivers_license: None,
+        notes: None,
+        email: Some(Email::parse("john@new.example.com").unwrap()),
+        ..john()
+    };
+    mirror
+        .upsert(
+            shop,
+            std::slice::from_ref(&read_back),
+            &[OptionalField::DriversLicense, OptionalField::Notes],
+        )
+        .await
+        .unwrap();
+    let kept = mirror.get(shop, &id).await.unwrap().unwrap();
+    assert_eq!(kept.drivers_license, john().drivers_license);
+    assert_eq!(kept.notes, john().notes);
+    assert_eq!(kept.email, read_back.email, "what the POS said is written");
+    let by_license = by("license", john().drivers_license.as_deref().unwrap());
+    assert_eq!(found(&mirror, shop, &by_license).await, ["c-1"]);
+    // A value the POS does give is written over ours; and an empty one clears where the
+    // POS is the one to say (a read of a vendor that returns licences).
+    let relicensed = Customer {
+        drivers_license: Some("Z999".into()),
+        ..read_back.clone()
+    };
+    mirror
+        .upsert(
+            shop,
+            std::slice::from_ref(&relicensed),
+            &[OptionalField::DriversLicense],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        mirror
+            .get(shop, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .drivers_license
+            .as_deref(),
+        Some("Z999")
+    );
+    mirror
+        .upsert(shop, std::slice::from_ref(&read_back), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        mirror
+            .get(shop, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .drivers_license,
+        None
+    );
+    assert!(
+        found(&mirror, shop, &by("license", "Z999"))
+            .await
+            .is_empty()
+    );
 }
 
 async fn mirror_upsert_handles_large_batches_and_repeats(db: Database) {
@@ -302,7 +377,7 @@ async fn mirror_upsert_handles_large_batches_and_repeats(db: Database) {
         .collect();
     // The same customer twice in one batch: the last copy wins.
     batch.push(customer("id-7", "Seventh", "Again"));
-    mirror.upsert(shop, &batch).await.unwrap();
+    mirror.upsert(shop, &batch, &[]).await.unwrap();
     let seventh = mirror
         .get(shop, &CustomerId::parse("id-7").unwrap())
         .await
@@ -365,7 +440,7 @@ async fn mirror_find_by_each_filter(db: Database) {
     };
     let johnny = customer("c-3", "Johnny", "Appleseed");
     let all = [john(), jane, johnny];
-    mirror.upsert(shop, &all).await.unwrap();
+    mirror.upsert(shop, &all, &[]).await.unwrap();
 
     let cases: Vec<(CustomerQuery, Vec<&str>)> = vec![
         (query(), vec!["c-1", "c-2", "c-3"]),
@@ -425,6 +500,7 @@ async fn mirror_name_filter_escapes_like_wildcards(db: Database) {
                 customer("e", "Back\\slash", "Pure"),
                 customer("f", "Backxslash", "Pure"),
             ],
+            &[],
         )
         .await
         .unwrap();
@@ -452,9 +528,9 @@ async fn mirror_pages_do_not_overlap(db: Database) {
     let five: Vec<Customer> = (1..=5)
         .map(|i| customer(&format!("p-{i}"), "Page", &format!("Person{i}")))
         .collect();
-    mirror.upsert(shop, &five).await.unwrap();
+    mirror.upsert(shop, &five, &[]).await.unwrap();
     mirror
-        .upsert(other, &[customer("x", "Page", "Other")])
+        .upsert(other, &[customer("x", "Page", "Other")], &[])
         .await
         .unwrap();
 
@@ -496,7 +572,7 @@ async fn stores_are_isolated(db: Database) {
     let mirror = db.mirror();
     let a = store(&db, "a").await;
     let b = store(&db, "b").await;
-    mirror.upsert(a, &[john()]).await.unwrap();
+    mirror.upsert(a, &[john()], &[]).await.unwrap();
     let id = john().customer_id;
     assert_eq!(mirror.get(b, &id).await.unwrap(), None);
     assert!(mirror.find(b, &query()).await.unwrap().customers.is_empty());
@@ -514,7 +590,7 @@ async fn stores_are_isolated(db: Database) {
     // The same POS id in two stores is two customers.
     let other_john = customer("c-1", "Other", "John");
     mirror
-        .upsert(b, std::slice::from_ref(&other_john))
+        .upsert(b, std::slice::from_ref(&other_john), &[])
         .await
         .unwrap();
     assert_eq!(mirror.get(a, &id).await.unwrap(), Some(john()));
@@ -541,7 +617,7 @@ async fn find_duplicate_by_each_key(db: Database) {
         ..customer("c-9", "Younger", "Twin")
     };
     mirror
-        .upsert(shop, &[older_twin.clone(), john(), younger_twin])
+        .upsert(shop, &[older_twin.clone(), john(), younger_twin], &[])
         .await
         .unwrap();
     let nobody = Some("nobody@example.com");
@@ -653,7 +729,7 @@ async fn local_pos_creates_finds_and_updates(db: Database) {
 async fn local_pos_concurrent_patches_both_apply(db: Database) {
     let shop = store(&db, "shop").await;
     let pos = db.local_pos(shop);
-    db.mirror().upsert(shop, &[john()]).await.unwrap();
+    db.mirror().upsert(shop, &[john()], &[]).await.unwrap();
     let id = john().customer_id;
     let mut tasks = Vec::new();
     for i in 0..8 {

@@ -571,7 +571,18 @@ impl<W: Wire> DoubleOf<W> {
         W::store_config(self.url(), &self.state.credentials)
     }
 
-    /// The customers the vendor holds, as it would return them.
+    /// The store config with the gateway's own limiter for this vendor turned off
+    /// (`"rate_limit_per_minute": null`), for tests and benchmarks that load the gateway with
+    /// many calls at once: they measure the gateway, not the vendor's published budget.
+    pub fn unthrottled_store_config(&self) -> Value {
+        let mut config = self.store_config();
+        if let Some(object) = config.as_object_mut() {
+            object.insert("rate_limit_per_minute".into(), Value::Null);
+        }
+        config
+    }
+
+    /// The customers the vendor holds, as stored (write-only fields included).
     pub fn customers(&self) -> Vec<Value> {
         self.state
             .table()

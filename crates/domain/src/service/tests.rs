@@ -167,11 +167,11 @@ async fn create_writes_to_the_pos_once_and_copies_to_the_mirror() {
     ports
         .mirror
         .expect_upsert()
-        .withf(|store, cs| {
+        .withf(|store, cs, _| {
             *store == StoreId(7) && cs.len() == 1 && cs[0].customer_id.as_str() == "42"
         })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("john@example.com"), None)
@@ -205,7 +205,7 @@ async fn create_key_of(idempotency: Option<IdempotencyKey>) -> CreateKey {
             Ok(c.clone()
                 .into_customer(CustomerId::parse("42").unwrap(), CustomerStatus::active()))
         });
-    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
     if idempotency.is_some() {
         ports
             .idempotency
@@ -267,9 +267,9 @@ async fn a_duplicate_the_pos_refuses_is_a_409_with_its_customer() {
     ports
         .mirror
         .expect_upsert()
-        .withf(|_, cs| cs.len() == 1 && cs[0].customer_id.as_str() == "9")
+        .withf(|_, cs, _| cs.len() == 1 && cs[0].customer_id.as_str() == "9")
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("john@example.com"), None)
@@ -327,7 +327,7 @@ async fn a_duplicate_found_by_pos_search_is_reported_and_mirrored() {
         .mirror
         .expect_upsert()
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     ports.directory.expect_create().never();
     let outcome = ports
         .build()
@@ -612,7 +612,7 @@ async fn live_search_results_are_copied_to_the_mirror() {
         .mirror
         .expect_upsert()
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let service = ports.build();
     let listing = service
         .list(
@@ -745,9 +745,9 @@ async fn update_copies_the_pos_answer_to_the_mirror() {
     ports
         .mirror
         .expect_upsert()
-        .withf(|_, cs| cs[0].email.as_ref().map(|e| e.as_str()) == Some("new@b.co"))
+        .withf(|_, cs, _| cs[0].email.as_ref().map(|e| e.as_str()) == Some("new@b.co"))
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let updated = ports
         .build()
         .update(
@@ -760,6 +760,46 @@ async fn update_copies_the_pos_answer_to_the_mirror() {
     assert_eq!(updated.customer_id.as_str(), "1");
 }
 
+/// What a POS never gives back is kept in the mirror, unless the kiosk's patch named it (then
+/// the answer, built from the patch, is the truth).
+#[tokio::test]
+async fn the_mirror_keeps_what_the_pos_never_gives_back_unless_the_patch_names_it() {
+    const WRITE_ONLY_LICENCE: Capabilities = Capabilities {
+        unreadable_fields: &[crate::ports::OptionalField::DriversLicense],
+        ..Capabilities::ALL
+    };
+    for (patch, unknown) in [
+        (
+            CustomerPatch::default(),
+            vec![crate::ports::OptionalField::DriversLicense],
+        ),
+        (
+            CustomerPatch {
+                drivers_license: Some(None),
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ] {
+        let mut ports = Ports::vendor_pos().capabilities(WRITE_ONLY_LICENCE);
+        ports
+            .directory
+            .expect_update()
+            .returning(|_, _| Ok(customer("1", "a@b.co")));
+        ports
+            .mirror
+            .expect_upsert()
+            .withf(move |_, _, kept| kept == unknown.as_slice())
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        ports
+            .build()
+            .update(&catalog(), &CustomerId::parse("1").unwrap(), &patch)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_mirror_write_failure_does_not_fail_a_successful_update() {
     let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
@@ -770,7 +810,7 @@ async fn a_mirror_write_failure_does_not_fail_a_successful_update() {
     ports
         .mirror
         .expect_upsert()
-        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+        .returning(|_, _, _| Err(RepositoryError::Unavailable("down".into())));
     let result = ports
         .build()
         .update(
@@ -959,7 +999,7 @@ async fn the_duplicate_check_skips_keys_the_pos_cannot_search_by() {
         .expect_create()
         .times(1)
         .returning(|_, _| Ok(customer("5", "a@b.co")));
-    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
     ports.expect_journal(1);
     let outcome = ports
         .build()
@@ -1008,7 +1048,7 @@ async fn a_create_whose_answer_was_lost_is_found_at_the_pos_and_not_repeated() {
                 None => CustomerPage::default(),
             })
         });
-    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
     ports.expect_journal(1);
     let outcome = ports
         .build()
@@ -1109,7 +1149,7 @@ async fn a_vendor_create_is_journaled_before_the_call_and_settled_after_the_mirr
         .expect_upsert()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     ports
         .pending
         .expect_settle()
@@ -1176,7 +1216,7 @@ async fn a_mirror_write_failure_after_a_create_leaves_it_for_recovery() {
         .mirror
         .expect_upsert()
         .times(1)
-        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+        .returning(|_, _, _| Err(RepositoryError::Unavailable("down".into())));
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("a@b.co"), None)
@@ -1210,7 +1250,7 @@ async fn every_bulk_item_sent_to_the_vendor_is_journaled() {
         .expect_create()
         .times(2)
         .returning(|c, _| Ok(customer("5", c.email.as_ref().unwrap().as_str())));
-    ports.mirror.expect_upsert().returning(|_, _| Ok(()));
+    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
     let items = vec![Ok(new_customer("one@b.co")), Ok(new_customer("two@b.co"))];
     let results = ports
         .build()
@@ -1305,10 +1345,10 @@ async fn recovery_finds_a_customer_the_vendor_created_and_mirrors_it() {
     ports
         .mirror
         .expect_upsert()
-        .withf(|store, cs| *store == StoreId(7) && cs == [customer("77", "c1@b.co")])
+        .withf(|store, cs, _| *store == StoreId(7) && cs == [customer("77", "c1@b.co")])
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     ports
         .pending
         .expect_settle()
@@ -1418,7 +1458,7 @@ async fn recovery_keeps_a_found_customer_it_cannot_write_to_the_mirror() {
         .mirror
         .expect_upsert()
         .times(1)
-        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+        .returning(|_, _, _| Err(RepositoryError::Unavailable("down".into())));
     ports.pending.expect_settle().never();
     let done = ports.build().recover_pending(50).await.unwrap();
     assert_eq!(done, report(0, 0, 0, 1));

@@ -118,7 +118,8 @@ async fn create_find_get_and_update_a_customer(db: Db) {
         pos,
         json!({"vendor": "local", "capabilities": {"list_customers": true, "search_customers": true,
             "get_customer": true, "create_customer": true, "update_customer": true},
-            "required_fields": []})
+            "required_fields": [], "search_by": ["email", "phone", "drivers_license", "name"],
+            "unreadable_fields": []})
     );
 }
 

@@ -132,7 +132,7 @@ async fn fifty_creates_with_one_key_make_one_treez_create(db: Db) {
     let double = TreezDouble::start().unwrap();
     double.set_latency(VENDOR_LATENCY);
     let app = spawn_app(db).await;
-    app.add_vendor_store("kiosk", Vendor::Treez, double.store_config())
+    app.add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
         .await;
     let token = app.token(&["kiosk"]);
 
@@ -216,7 +216,7 @@ async fn fifty_bulk_requests_with_one_key_make_one_set_of_treez_creates(db: Db) 
     let double = TreezDouble::start().unwrap();
     double.set_latency(VENDOR_LATENCY);
     let app = spawn_app(db).await;
-    app.add_vendor_store("kiosk", Vendor::Treez, double.store_config())
+    app.add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
         .await;
     let token = app.token(&["kiosk"]);
 

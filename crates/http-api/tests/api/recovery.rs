@@ -72,7 +72,7 @@ impl Gateway {
     /// A Treez store reaching `double`, with catalog `CATALOG`.
     fn add_store(&self, double: &TreezDouble) -> StoreId {
         let config = self.dir.path().join("treez.json");
-        std::fs::write(&config, double.store_config().to_string()).unwrap();
+        std::fs::write(&config, double.unthrottled_store_config().to_string()).unwrap();
         let store = self.admin(&[
             "store",
             "add",
