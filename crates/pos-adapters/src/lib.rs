@@ -45,8 +45,8 @@
 //! credential ever reaches an error, a log line or `Debug` output.
 //!
 //! # Adding a vendor
-//! A vendor is a module implementing [`VendorAdapter`] plus one line in the `vendors!` list
-//! below and one cargo feature; docs/adding-a-vendor.md has the whole recipe.
+//! A vendor is a module implementing [`VendorAdapter`], its `mod` line and its line in the
+//! `vendors!` list below, and one cargo feature; docs/adding-a-vendor.md has the whole recipe.
 
 use std::sync::Arc;
 
@@ -63,15 +63,16 @@ mod properties;
 pub use config::{CommonConfig, MAX_TIMEOUT, parse_config};
 pub use http::Settings;
 
-/// Declares each vendor once: its module (behind the cargo feature of the same name) and its
-/// entry in [`VENDORS`]. A new vendor is one line here.
+// Each vendor: its module behind the cargo feature of the same name (declared here, outside
+// any macro, so rustfmt and clippy reach it), and its line in `vendors!` below.
+#[cfg(feature = "dutchie")]
+pub mod dutchie;
+#[cfg(feature = "treez")]
+pub mod treez;
+
+/// Lists the vendors of this build in [`VENDORS`], each under its cargo feature.
 macro_rules! vendors {
     ($($feature:literal => $module:ident),* $(,)?) => {
-        $(
-            #[cfg(feature = $feature)]
-            pub mod $module;
-        )*
-
         /// Every vendor this build has an adapter for (its cargo feature is on), besides the
         /// built-in `local` POS: the one list the rest of the gateway reads.
         pub static VENDORS: &[VendorSpec] = &[

@@ -105,7 +105,11 @@ impl VendorAdapter for Dutchie {
         let secrets: Vec<Secret> = std::iter::once(config.location_key.clone())
             .chain(config.integrator_key.clone())
             .collect();
-        let base_url = config.common.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base_url = config
+            .common
+            .base_url
+            .as_deref()
+            .unwrap_or(DEFAULT_BASE_URL);
         let http = VendorHttp::new(Vendor::Dutchie, base_url, settings, &secrets)?;
         Ok(Self {
             http,
@@ -345,7 +349,9 @@ impl CustomerDirectory for Dutchie {
             .ok()
             .filter(|id| *id > 0)
             .ok_or(PosError::NotFound)?;
-        let answer = self.write(&wire::WireWrite::update(id, patch), None).await?;
+        let answer = self
+            .write(&wire::WireWrite::update(id, patch), None)
+            .await?;
         let mut updated = to_customer(&answer.json()?, &answer)?;
         // As on create: only a licence this patch sets can be known; one it leaves alone stays
         // unknown (null) since Dutchie returns only its hash.

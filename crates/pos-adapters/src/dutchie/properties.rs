@@ -18,7 +18,9 @@
 //!
 //! Names, `gender`, `birthday`, `email` and `notes` come back equal.
 
-use domain::{Customer, CustomerId, CustomerPatch, CustomerStatus, FieldError, NewCustomer, PosError};
+use domain::{
+    Customer, CustomerId, CustomerPatch, CustomerStatus, FieldError, NewCustomer, PosError,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 

@@ -338,7 +338,10 @@ pub(super) fn field_errors(body: &Value) -> ValidationErrors {
         let Some(field) = text("propertyName").and_then(field_from_wire) else {
             continue;
         };
-        errors.add_message(field, message_from_wire(field, text("propertyError").unwrap_or_default()));
+        errors.add_message(
+            field,
+            message_from_wire(field, text("propertyError").unwrap_or_default()),
+        );
     }
     errors
 }
@@ -441,8 +444,10 @@ mod tests {
         );
         assert!(field_errors(&json!({"message": "x", "propertyErrors": null})).is_empty());
         assert!(
-            field_errors(&json!({"propertyErrors": [{"propertyName": "CustomerType", "propertyError": "?"}]}))
-                .is_empty()
+            field_errors(
+                &json!({"propertyErrors": [{"propertyName": "CustomerType", "propertyError": "?"}]})
+            )
+            .is_empty()
         );
     }
 }

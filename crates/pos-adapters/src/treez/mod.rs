@@ -123,7 +123,11 @@ impl VendorAdapter for Treez {
             .clone()
             .with_rate_limit_burst(RATE_LIMIT_PER_MINUTE, RATE_LIMIT_BURST)
             .with_overrides(&config.common);
-        let base_url = config.common.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base_url = config
+            .common
+            .base_url
+            .as_deref()
+            .unwrap_or(DEFAULT_BASE_URL);
         let base = format!("{base_url}/{}", config.dispensary);
         let http = Arc::new(VendorHttp::new(
             Vendor::Treez,

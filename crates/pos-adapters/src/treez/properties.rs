@@ -87,8 +87,7 @@ impl WireModel for TreezWire {
 
     fn read_answer(data: &Value) -> Result<Vec<Customer>, String> {
         let answer = json!({"resultCode": "SUCCESS", "resultReason": null, "data": data});
-        let envelope: wire::Envelope =
-            serde_json::from_value(answer).map_err(|e| e.to_string())?;
+        let envelope: wire::Envelope = serde_json::from_value(answer).map_err(|e| e.to_string())?;
         let _ = (envelope.failed(), envelope.reason(), envelope.detail());
         envelope.customers()
     }
