@@ -417,14 +417,18 @@ impl Cova {
     /// The `CustomerFull` Cova holds for `id`, as it holds it; `None` for an unknown id.
     async fn record(&self, id: &str) -> Result<Option<Map<String, Value>>, PosError> {
         let segment = format!("CustomerFull({id})");
-        let answer = match self
-            .send(|http| self.at(http, Method::GET, &[&segment]), false)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(PosError::NotFound) => return Ok(None),
-            Err(error) => return Err(error),
-        };
+        let answer = self
+            .send(
+                |http| {
+                    self.at(http, Method::GET, &[&segment])
+                        .accept_status(StatusCode::NOT_FOUND)
+                },
+                false,
+            )
+            .await?;
+        if answer.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         match answer.body() {
             Value::Object(record) => Ok(Some(record.clone())),
             _ => Err(bad_answer(&answer, "a customer is not a JSON object")),
