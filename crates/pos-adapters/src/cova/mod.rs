@@ -698,7 +698,13 @@ impl CustomerDirectory for Cova {
         let mut created = wire::customer(answer.body(), self.licence)
             .map_err(|message| bad_answer(&answer, &message))?;
         created.gender = customer.gender;
-        if self.licence.is_none() {
+        // Unverified: an answer without the nested lists (the core customer only) says
+        // nothing of them; what was just sent is what Cova holds.
+        if answer.body().get(wire::CONTACT_METHODS).is_none() {
+            created.phone = customer.phone.clone();
+            created.email = customer.email.clone();
+        }
+        if self.licence.is_none() || answer.body().get(wire::EXTENSIONS).is_none() {
             created.drivers_license = customer.drivers_license.clone();
         }
         Ok(created)
