@@ -65,6 +65,8 @@ pub use http::Settings;
 
 // Each vendor: its module behind the cargo feature of the same name (declared here, outside
 // any macro, so rustfmt and clippy reach it), and its line in `vendors!` below.
+#[cfg(feature = "cova")]
+pub mod cova;
 #[cfg(feature = "dutchie")]
 pub mod dutchie;
 #[cfg(feature = "treez")]

@@ -34,8 +34,8 @@ use serde::de::{Error as _, Unexpected};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
-use crate::http::{Method, Secret, StatusCode, TokenCache, Url, VendorAnswer, VendorHttp};
 use crate::http::VendorRequest;
+use crate::http::{Method, Secret, StatusCode, TokenCache, Url, VendorAnswer, VendorHttp};
 use crate::paging::{PageCursor, bad_cursor, offset_page, usable};
 use crate::{AdapterError, CommonConfig, Settings, VendorAdapter};
 
@@ -128,10 +128,13 @@ fn company_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::E
 }
 
 fn extension_type<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
-    const WHAT: &str = "the id of Cova's customer extension type for the licence (a positive integer)";
+    const WHAT: &str =
+        "the id of Cova's customer extension type for the licence (a positive integer)";
     let id = positive_integer::<D>(Value::deserialize(deserializer)?, WHAT)?;
-    id.map(|n| i64::try_from(n).map_err(|_| D::Error::invalid_value(Unexpected::Other("a number"), &WHAT)))
-        .transpose()
+    id.map(|n| {
+        i64::try_from(n).map_err(|_| D::Error::invalid_value(Unexpected::Other("a number"), &WHAT))
+    })
+    .transpose()
 }
 
 /// Absent, `null` or blank: iQmetrix's endpoint. The URL itself is checked by `open`.
@@ -140,12 +143,16 @@ fn token_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
     match Value::deserialize(deserializer)? {
         Value::Null => Ok(None),
         Value::String(text) if text.trim().is_empty() => Ok(None),
-        Value::String(text) if text.chars().any(char::is_control) => Err(
-            D::Error::invalid_value(Unexpected::Other("a text with control characters"), &WHAT),
-        ),
+        Value::String(text) if text.chars().any(char::is_control) => Err(D::Error::invalid_value(
+            Unexpected::Other("a text with control characters"),
+            &WHAT,
+        )),
         Value::String(text) => Ok(Some(text.trim().to_owned())),
         Value::Array(_) => Err(D::Error::invalid_type(Unexpected::Seq, &WHAT)),
-        _ => Err(D::Error::invalid_type(Unexpected::Other("not a text"), &WHAT)),
+        _ => Err(D::Error::invalid_type(
+            Unexpected::Other("not a text"),
+            &WHAT,
+        )),
     }
 }
 
@@ -165,8 +172,7 @@ fn checked_token_url(url: &str) -> Result<Url, AdapterError> {
     });
     parsed.ok_or_else(|| AdapterError::Config {
         vendor: Vendor::Cova,
-        message: "key \"token_url\" must be an https URL (http only on a loopback host)"
-            .to_owned(),
+        message: "key \"token_url\" must be an https URL (http only on a loopback host)".to_owned(),
     })
 }
 
@@ -221,7 +227,8 @@ impl VendorAdapter for Cova {
     /// A default limit until Cova's first answer announces its own, unless the store config's
     /// `rate_limit_per_minute` sets one (then Cova's figure is not followed). Sends nothing.
     fn open(config: CovaConfig, settings: &Settings) -> Result<Self, AdapterError> {
-        let token_url = checked_token_url(config.token_url.as_deref().unwrap_or(DEFAULT_TOKEN_URL))?;
+        let token_url =
+            checked_token_url(config.token_url.as_deref().unwrap_or(DEFAULT_TOKEN_URL))?;
         let grant = Grant {
             username: config.username,
             password: config.password,
@@ -403,7 +410,12 @@ impl Cova {
             return;
         }
         let settings = learning.settings_for(per_minute);
-        match VendorHttp::new(Vendor::Cova, &learning.base_url, settings, &learning.secrets) {
+        match VendorHttp::new(
+            Vendor::Cova,
+            &learning.base_url,
+            settings,
+            &learning.secrets,
+        ) {
             Ok(http) => {
                 *self.api.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(http);
                 tracing::info!(vendor = %Vendor::Cova, per_minute, "the store's limiter follows the rate limit Cova announced");
@@ -498,7 +510,10 @@ impl Cova {
         };
         let body = json!({ "Criteria": criteria });
         let answer = self
-            .send(|http| self.at(http, Method::POST, &["Search"]).json(&body), false)
+            .send(
+                |http| self.at(http, Method::POST, &["Search"]).json(&body),
+                false,
+            )
             .await?;
         let records = wire::records(answer.body()).map_err(|m| bad_answer(&answer, &m))?;
         let mut found: Vec<(Option<String>, Customer)> = Vec::new();
@@ -523,7 +538,10 @@ impl Cova {
             .collect();
         let customers = found
             .into_iter()
-            .filter(|(into, _)| into.as_ref().is_none_or(|s| !ids.contains(&s.to_lowercase())))
+            .filter(|(into, _)| {
+                into.as_ref()
+                    .is_none_or(|s| !ids.contains(&s.to_lowercase()))
+            })
             .map(|(_, customer)| customer)
             .collect();
         offset_page(customers, query.page.as_ref(), query.limit)
@@ -568,9 +586,12 @@ impl Cova {
                         ..Carried::default()
                     },
                 ),
-                Step::Remove { list, item } => {
-                    (Method::DELETE, Some(format!("{list}({item})")), None, Carried::default())
-                }
+                Step::Remove { list, item } => (
+                    Method::DELETE,
+                    Some(format!("{list}({item})")),
+                    None,
+                    Carried::default(),
+                ),
             };
             let mut path = vec![customer.as_str()];
             path.extend(item.as_deref());

@@ -64,7 +64,8 @@ fn core_from(body: &Map<String, Value>) -> Map<String, Value> {
     core.insert("DateOfBirth".into(), born.unwrap_or(Value::Null));
     let kind = body.get("CustomerTypeId").cloned().unwrap_or(json!(2));
     core.insert("CustomerTypeId".into(), kind);
-    let flag = |key: &str, default: bool| json!(body.get(key).and_then(Value::as_bool).unwrap_or(default));
+    let flag =
+        |key: &str, default: bool| json!(body.get(key).and_then(Value::as_bool).unwrap_or(default));
     core.insert("Disabled".into(), flag("Disabled", false));
     core.insert("DoNotContact".into(), flag("DoNotContact", true));
     core
@@ -73,7 +74,13 @@ fn core_from(body: &Map<String, Value>) -> Map<String, Value> {
 fn next_item_id(record: &Map<String, Value>) -> i64 {
     [wire::CONTACT_METHODS, wire::EXTENSIONS]
         .into_iter()
-        .flat_map(|list| record.get(list).and_then(Value::as_array).cloned().unwrap_or_default())
+        .flat_map(|list| {
+            record
+                .get(list)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|item| item.get("Id").and_then(Value::as_i64))
         .max()
         .unwrap_or(40)
@@ -122,7 +129,12 @@ fn store(record: &mut Map<String, Value>, step: &Value) -> Result<(), String> {
             }
             let version = record["Version"].as_i64().unwrap() + 1;
             let mut core = core_from(&body);
-            for kept in ["Id", "MergedIntoCustomerId", wire::CONTACT_METHODS, wire::EXTENSIONS] {
+            for kept in [
+                "Id",
+                "MergedIntoCustomerId",
+                wire::CONTACT_METHODS,
+                wire::EXTENSIONS,
+            ] {
                 if let Some(value) = record.get(kept) {
                     core.insert(kept.into(), value.clone());
                 }
@@ -187,7 +199,12 @@ impl<const L: bool> WireModel for CovaWire<L> {
         record.insert("MergedIntoCustomerId".into(), Value::Null);
         for list in [wire::CONTACT_METHODS, wire::EXTENSIONS] {
             let mut items = Vec::new();
-            for sent in body.get(list).and_then(Value::as_array).into_iter().flatten() {
+            for sent in body
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let mut so_far = record.clone();
                 so_far.insert(list.into(), Value::Array(items.clone()));
                 items.push(stored_item(list, sent, next_item_id(&so_far), 1));

@@ -210,11 +210,7 @@ pub(super) fn customer(value: &Value, licence: Option<i64>) -> Result<Customer, 
     let record = value.as_object().ok_or("a customer is not an object")?;
     let phones = contact_methods(record, PHONE);
     let emails = contact_methods(record, EMAIL);
-    let licence = licence.and_then(|t| {
-        extensions(record, t)
-            .into_iter()
-            .find_map(|e| value_of(e))
-    });
+    let licence = licence.and_then(|t| extensions(record, t).into_iter().find_map(|e| value_of(e)));
     Incoming {
         customer_id: id_of(record),
         status: Some(status(record)),
@@ -337,7 +333,11 @@ pub(super) fn has_email(record: &Map<String, Value>, email: &str) -> bool {
 
 /// Whether a search result satisfies the whole query: phone and e-mail on any of the record's
 /// contact methods, the rest (name, licence) on the customer read from it.
-pub(super) fn satisfies(record: &Map<String, Value>, customer: &Customer, query: &CustomerQuery) -> bool {
+pub(super) fn satisfies(
+    record: &Map<String, Value>,
+    customer: &Customer,
+    query: &CustomerQuery,
+) -> bool {
     let rest = CustomerQuery {
         phone_digits: None,
         email: None,
@@ -497,11 +497,19 @@ pub(super) fn plan(
     }
     if let Some(birthday) = patch.birthday {
         let same = text(record, "DateOfBirth").and_then(date_prefix) == birthday;
-        set("DateOfBirth", birthday.map_or(Value::Null, |d| json!(date(d))), same);
+        set(
+            "DateOfBirth",
+            birthday.map_or(Value::Null, |d| json!(date(d))),
+            same,
+        );
     }
     if let Some(notes) = &patch.notes {
         let same = text(record, "Notes") == notes.as_deref();
-        set("Notes", notes.as_deref().map_or(Value::Null, |n| json!(n)), same);
+        set(
+            "Notes",
+            notes.as_deref().map_or(Value::Null, |n| json!(n)),
+            same,
+        );
     }
     if changed {
         steps.push(Step::Core(core));
@@ -509,17 +517,41 @@ pub(super) fn plan(
     if let Some(phone) = &patch.phone {
         let wanted = phone.as_ref().map(Phone::as_str);
         let new = || new_contact_method(PHONE, MOBILE, wanted.unwrap_or_default());
-        item_steps(&mut steps, CONTACT_METHODS, "phone", &contact_methods(record, PHONE), is_phone, wanted, new);
+        item_steps(
+            &mut steps,
+            CONTACT_METHODS,
+            "phone",
+            &contact_methods(record, PHONE),
+            is_phone,
+            wanted,
+            new,
+        );
     }
     if let Some(email) = &patch.email {
         let wanted = email.as_ref().map(Email::as_str);
         let new = || new_contact_method(EMAIL, HOME_EMAIL, wanted.unwrap_or_default());
-        item_steps(&mut steps, CONTACT_METHODS, "email", &contact_methods(record, EMAIL), is_email, wanted, new);
+        item_steps(
+            &mut steps,
+            CONTACT_METHODS,
+            "email",
+            &contact_methods(record, EMAIL),
+            is_email,
+            wanted,
+            new,
+        );
     }
     if let (Some(type_id), Some(licence)) = (licence, &patch.drivers_license) {
         let wanted = licence.as_deref();
         let new = || new_extension(type_id, wanted.unwrap_or_default());
-        item_steps(&mut steps, EXTENSIONS, "drivers_license", &extensions(record, type_id), |_| true, wanted, new);
+        item_steps(
+            &mut steps,
+            EXTENSIONS,
+            "drivers_license",
+            &extensions(record, type_id),
+            |_| true,
+            wanted,
+            new,
+        );
     }
     steps
 }
@@ -842,7 +874,8 @@ mod tests {
             item: Some("phone"),
             ..Carried::default()
         };
-        let one = json!({"ModelState": {"contactMethod.Value": ["bad"], "contactMethod.Version": ["?"]}});
+        let one =
+            json!({"ModelState": {"contactMethod.Value": ["bad"], "contactMethod.Version": ["?"]}});
         assert_eq!(
             serde_json::to_value(field_errors(&one, &item)).unwrap(),
             json!({"phone": ["is invalid"]})
@@ -866,9 +899,14 @@ mod tests {
         }
         assert!(refused_credentials(400, &json!({"error": "invalid_grant"})));
         assert!(refused_credentials(401, &Value::Null));
-        assert!(!refused_credentials(400, &json!({"error": "unsupported_grant_type"})));
+        assert!(!refused_credentials(
+            400,
+            &json!({"error": "unsupported_grant_type"})
+        ));
         assert_eq!(
-            apim_wait(&json!({"statusCode": 429, "message": "Rate limit is exceeded. Try again in 42 seconds."})),
+            apim_wait(
+                &json!({"statusCode": 429, "message": "Rate limit is exceeded. Try again in 42 seconds."})
+            ),
             Some(Duration::from_secs(42))
         );
         assert_eq!(apim_wait(&json!({"Message": "slow down"})), None);
