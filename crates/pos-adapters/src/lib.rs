@@ -86,6 +86,7 @@ macro_rules! vendors {
 vendors! {
     "treez" => treez,
     "dutchie" => dutchie,
+    "flowhub" => flowhub,
 }
 
 /// Why a store's POS could not be opened.
