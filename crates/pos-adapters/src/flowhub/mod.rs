@@ -195,7 +195,11 @@ impl VendorAdapter for Flowhub {
             .clone()
             .with_rate_limit_burst(wire::RATE_LIMIT_PER_MINUTE, wire::RATE_LIMIT_BURST)
             .with_overrides(&config.common);
-        let base_url = config.common.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base_url = config
+            .common
+            .base_url
+            .as_deref()
+            .unwrap_or(DEFAULT_BASE_URL);
         let http = VendorHttp::new(
             Vendor::Flowhub,
             base_url,
@@ -289,7 +293,10 @@ impl Flowhub {
         let answer = self.read(request).await?;
         if answer.status() == StatusCode::NOT_FOUND {
             // A list is never "not found": our path or our query is wrong.
-            tracing::error!(vendor = %Vendor::Flowhub, status = 404, "Flowhub answered 404 to the customer list: check the store's base_url");
+            tracing::error!(
+                vendor = %Vendor::Flowhub, status = 404,
+                "Flowhub answered 404 to the customer list: check the store's base_url"
+            );
             return Err(PosError::Upstream(answer.vendor_response()));
         }
         Ok((answer, cursor))
@@ -407,9 +414,18 @@ fn settle(outcome: Result<VendorAnswer, PosError>) -> Result<VendorAnswer, PosEr
     match outcome {
         Err(PosError::Unauthorized(response)) => {
             if response.status == 403 {
-                tracing::error!(%vendor, status = 403, "Flowhub refused the store's call (403): this gateway's IP address may not be on Flowhub's allow-list (ask Flowhub to allow-list it), or the key lacks access to customers");
+                tracing::error!(
+                    %vendor, status = 403,
+                    "Flowhub refused the store's call (403): this gateway's IP address may not be on \
+                     Flowhub's allow-list (ask Flowhub to allow-list it), or the key lacks \
+                     access to customers"
+                );
             } else {
-                tracing::error!(%vendor, status = response.status, "Flowhub refused the store's clientId/key: check client_id and api_key in its config");
+                tracing::error!(
+                    %vendor, status = response.status,
+                    "Flowhub refused the store's clientId/key: check client_id and api_key in its \
+                     config"
+                );
             }
             Err(PosError::Unauthorized(response))
         }
@@ -429,9 +445,16 @@ fn settle(outcome: Result<VendorAnswer, PosError>) -> Result<VendorAnswer, PosEr
             ..
         }) if response.status == 404 => {
             if wire::is_date_format_refusal(&response.body) {
-                tracing::error!(%vendor, status = 404, "Flowhub refused a date in our request's format: a bug in pos-gateway's Flowhub adapter");
+                tracing::error!(
+                    %vendor, status = 404,
+                    "Flowhub refused a date in our request's format: a bug in pos-gateway's Flowhub \
+                     adapter"
+                );
             } else {
-                tracing::error!(%vendor, status = 404, "Flowhub answered 404 without JSON: check the store's base_url");
+                tracing::error!(
+                    %vendor, status = 404,
+                    "Flowhub answered 404 without JSON: check the store's base_url"
+                );
             }
             Err(PosError::Upstream(response))
         }
@@ -501,11 +524,17 @@ impl CustomerDirectory for Flowhub {
     async fn create(&self, customer: &NewCustomer, _key: &CreateKey) -> Result<Customer, PosError> {
         let body = wire::create_body(customer, self.defaults())?;
         let answer = self
-            .write(self.write_request(Method::POST, &["v1", "customer"]).json(&body))
+            .write(
+                self.write_request(Method::POST, &["v1", "customer"])
+                    .json(&body),
+            )
             .await?;
         match answer.status() {
             StatusCode::NOT_FOUND => {
-                tracing::error!(vendor = %Vendor::Flowhub, status = 404, "Flowhub refused a create with 404: check the store's location_id");
+                tracing::error!(
+                    vendor = %Vendor::Flowhub, status = 404,
+                    "Flowhub refused a create with 404: check the store's location_id"
+                );
                 return Err(PosError::Upstream(answer.vendor_response()));
             }
             StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
@@ -531,10 +560,7 @@ impl CustomerDirectory for Flowhub {
     /// record is read first and sent back whole with the kiosk's change: nothing it did not
     /// name is lost, except the licence, which no read gives back (docs/vendors/flowhub.md).
     async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError> {
-        let (record, _) = self
-            .record(id.as_str())
-            .await?
-            .ok_or(PosError::NotFound)?;
+        let (record, _) = self.record(id.as_str()).await?.ok_or(PosError::NotFound)?;
         let current = record.as_object().cloned().unwrap_or_default();
         let replacement = wire::update_body(&current, patch, self.defaults())?;
         let answer = self
@@ -545,7 +571,11 @@ impl CustomerDirectory for Flowhub {
             .await?;
         match answer.status() {
             StatusCode::NOT_FOUND if wire::names_the_location(answer.body()) => {
-                tracing::error!(vendor = %Vendor::Flowhub, status = 404, "Flowhub refused an update with 404 for its location: check the store's location_id");
+                tracing::error!(
+                    vendor = %Vendor::Flowhub, status = 404,
+                    "Flowhub refused an update with 404 for its location: check the store's \
+                     location_id"
+                );
                 return Err(PosError::Upstream(answer.vendor_response()));
             }
             StatusCode::NOT_FOUND => return Err(PosError::NotFound),

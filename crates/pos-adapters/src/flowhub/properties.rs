@@ -101,7 +101,10 @@ fn read_view(record: &Value) -> Map<String, Value> {
 /// Our names as Flowhub holds and reads them.
 fn held_names(first: &PersonName, last: &PersonName) -> (PersonName, PersonName) {
     let (f, l) = wire::split_name(&wire::full_name(first.as_str(), last.as_str())).unwrap();
-    (PersonName::parse(&f).unwrap(), PersonName::parse(&l).unwrap())
+    (
+        PersonName::parse(&f).unwrap(),
+        PersonName::parse(&l).unwrap(),
+    )
 }
 
 fn ten(phone: Option<&domain::Phone>) -> bool {
@@ -175,7 +178,10 @@ impl WireModel for FlowhubWire {
         let records = wire::records(answer)?;
         let _ = wire::is_date_format_refusal(answer);
         let _ = wire::field_errors(answer);
-        Ok(records.into_iter().filter_map(|r| wire::read(r).ok()).collect())
+        Ok(records
+            .into_iter()
+            .filter_map(|r| wire::read(r).ok())
+            .collect())
     }
 
     fn as_held(mut customer: Customer) -> Customer {

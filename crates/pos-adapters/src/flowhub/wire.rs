@@ -227,8 +227,15 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 /// Our two names as Flowhub's one: `"First Last"`, words joined by single spaces; a last name
 /// that is [`NO_LAST_NAME`] is left out (`"Cher"`).
 pub fn full_name(first: &str, last: &str) -> String {
-    let last = if last.trim() == NO_LAST_NAME { "" } else { last };
-    words(first).chain(words(last)).collect::<Vec<_>>().join(" ")
+    let last = if last.trim() == NO_LAST_NAME {
+        ""
+    } else {
+        last
+    };
+    words(first)
+        .chain(words(last))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Flowhub's one name as our two: split at the last space (the first name is everything
@@ -268,9 +275,10 @@ pub(super) fn name_has_words(first: &str, last: &str, words: &[&str]) -> bool {
     let name = full_name(first, last).to_lowercase();
     words.iter().all(|word| {
         name.starts_with(word)
-            || name
-                .match_indices(' ')
-                .any(|(at, _)| name.get(at + 1..).is_some_and(|rest| rest.starts_with(word)))
+            || name.match_indices(' ').any(|(at, _)| {
+                name.get(at + 1..)
+                    .is_some_and(|rest| rest.starts_with(word))
+            })
     })
 }
 
@@ -362,7 +370,9 @@ pub(super) fn create_body(
     if let Some(license) = &customer.drivers_license {
         body.insert("stateId".into(), json!(license));
     }
-    errors.into_result(|| Value::Object(body)).map_err(PosError::Rejected)
+    errors
+        .into_result(|| Value::Object(body))
+        .map_err(PosError::Rejected)
 }
 
 /// A full-replacement update: the body to `PUT`, and the names the kiosk should see when
@@ -463,8 +473,16 @@ pub(super) fn update_body(
 /// `customer` with the names the kiosk gave (`first`, `last`) when Flowhub holds the `name`
 /// they were sent as: its answer's split at the last space would otherwise turn
 /// `("Ana", "de la Cruz")` into `("Ana de la", "Cruz")`.
-pub(super) fn with_names(mut customer: Customer, record: &Value, first: &str, last: &str) -> Customer {
-    let held = record.get("name").and_then(Value::as_str).map(|n| full_name(n, ""));
+pub(super) fn with_names(
+    mut customer: Customer,
+    record: &Value,
+    first: &str,
+    last: &str,
+) -> Customer {
+    let held = record
+        .get("name")
+        .and_then(Value::as_str)
+        .map(|n| full_name(n, ""));
     if held.as_deref() == Some(full_name(first, last).as_str())
         && let (Ok(first), Ok(last)) = (
             domain::PersonName::parse(first),
@@ -561,8 +579,10 @@ mod tests {
 
     #[test]
     fn a_read_never_fails_for_its_name_unless_it_is_blank() {
-        let c = read(&json!({"id": "a", "name": "Cher", "phone": "(555) 123-4567",
-                             "birthDate": "1990-02-03", "stateId": "D1"}))
+        let c = read(
+            &json!({"id": "a", "name": "Cher", "phone": "(555) 123-4567",
+                             "birthDate": "1990-02-03", "stateId": "D1"}),
+        )
         .unwrap();
         assert_eq!(c.first_name.as_str(), "Cher");
         assert_eq!(c.last_name.as_str(), NO_LAST_NAME);
@@ -576,9 +596,15 @@ mod tests {
     fn local_dates_step_back_a_day() {
         let since = Utc.with_ymd_and_hms(2024, 3, 10, 4, 0, 0).unwrap();
         let denver = FixedOffset::west_opt(7 * 3600).unwrap();
-        assert_eq!(updated_after(since, denver), NaiveDate::from_ymd_opt(2024, 3, 8).unwrap());
+        assert_eq!(
+            updated_after(since, denver),
+            NaiveDate::from_ymd_opt(2024, 3, 8).unwrap()
+        );
         let utc = FixedOffset::east_opt(0).unwrap();
-        assert_eq!(updated_after(since, utc), NaiveDate::from_ymd_opt(2024, 3, 9).unwrap());
+        assert_eq!(
+            updated_after(since, utc),
+            NaiveDate::from_ymd_opt(2024, 3, 9).unwrap()
+        );
         assert_eq!(
             updated_after(since, default_time_zone()),
             NaiveDate::from_ymd_opt(2024, 3, 8).unwrap()
@@ -601,18 +627,31 @@ mod tests {
                 "drivers_license": ["is too long (maximum is 20 characters)"],
             })
         );
-        assert!(field_errors(&json!({"error": ["Unauthorized"], "message": "Invalid key"})).is_empty());
-        assert!(!field_errors(&json!({"message": "email must be a valid email address"})).is_empty());
+        assert!(
+            field_errors(&json!({"error": ["Unauthorized"], "message": "Invalid key"})).is_empty()
+        );
+        assert!(
+            !field_errors(&json!({"message": "email must be a valid email address"})).is_empty()
+        );
         assert!(!field_errors(&json!({"errors": {"email": ["is invalid"]}})).is_empty());
-        assert!(is_date_format_refusal(&json!("updated_after must be in format yyyy-mm-dd")));
-        assert!(!is_date_format_refusal(&json!({"message": "Customer not found"})));
+        assert!(is_date_format_refusal(&json!(
+            "updated_after must be in format yyyy-mm-dd"
+        )));
+        assert!(!is_date_format_refusal(
+            &json!({"message": "Customer not found"})
+        ));
     }
 
     #[test]
     fn ids_are_uuids() {
         assert!(is_uuid("00000000-0000-4000-8000-000000000000"));
         assert!(is_uuid("7A3C1F2E-5B6D-4E8F-9A0B-1C2D3E4F5A6B"));
-        for other in ["424242424242", "5f0c0ffee0ddba11c0ffee00", "findByPhoneNumber", ""] {
+        for other in [
+            "424242424242",
+            "5f0c0ffee0ddba11c0ffee00",
+            "findByPhoneNumber",
+            "",
+        ] {
             assert!(!is_uuid(other), "{other}");
         }
     }
