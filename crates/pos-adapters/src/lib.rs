@@ -69,6 +69,8 @@ pub use http::Settings;
 pub mod cova;
 #[cfg(feature = "dutchie")]
 pub mod dutchie;
+#[cfg(feature = "flowhub")]
+pub mod flowhub;
 #[cfg(feature = "treez")]
 pub mod treez;
 
@@ -90,6 +92,7 @@ vendors! {
     "treez" => treez,
     "dutchie" => dutchie,
     "cova" => cova,
+    "flowhub" => flowhub,
 }
 
 /// Why a store's POS could not be opened.
