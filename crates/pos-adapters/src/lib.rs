@@ -86,6 +86,7 @@ macro_rules! vendors {
 vendors! {
     "treez" => treez,
     "dutchie" => dutchie,
+    "blaze" => blaze,
 }
 
 /// Why a store's POS could not be opened.
