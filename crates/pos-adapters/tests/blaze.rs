@@ -818,3 +818,60 @@ fn the_defaults_are_blazes_production_host_and_its_rate_limit() {
     let tuned = Blaze::connect(&tuned, &Settings::default()).unwrap();
     assert!(format!("{tuned:?}").contains("rate_limit_per_minute: Some(400)"));
 }
+
+/// A BLAZE that answers more members than the page asked never overfills a kiosk's page: what
+/// is not taken is read again from the cursor, each member once.
+#[tokio::test]
+async fn a_page_never_holds_more_than_asked_whatever_blaze_sends() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    let now = now_ms();
+    let members: Vec<Value> = (1..=5)
+        .map(|n| {
+            json!({"id": format!("65021f00000000000000000{n}"), "firstName": format!("M{n}"),
+                   "lastName": "Many", "modified": now - 1000})
+        })
+        .collect();
+    for skip in 0..5 {
+        // Everything from `skip` on, whatever `limit` said.
+        Mock::given(method("GET"))
+            .and(path("/api/v1/partner/members"))
+            .and(query_param("skip", skip.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"values": members[skip..], "skip": skip, "limit": 500, "total": 5}),
+            ))
+            .mount(&server)
+            .await;
+    }
+    let from = (Utc::now() - Days::days(10)).date_naive();
+    let config = json!({"partner_key": "p-key", "store_key": "s-key",
+                        "base_url": format!("{}/api/v1/partner", server.uri()),
+                        "list_from": from.format("%Y-%m-%d").to_string()});
+    let blaze = Blaze::connect(&config, &Settings::default()).unwrap();
+    let mut page = None;
+    let mut seen = Vec::new();
+    loop {
+        let answer = blaze
+            .find(&CustomerQuery {
+                limit: 2,
+                page,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(answer.customers.len() <= 2);
+        seen.extend(
+            answer
+                .customers
+                .into_iter()
+                .map(|c| c.first_name.as_str().to_owned()),
+        );
+        match answer.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["M1", "M2", "M3", "M4", "M5"]);
+}

@@ -366,13 +366,20 @@ impl Blaze {
             let answer = self.http.read(request).await?;
             let page = wire::page(answer.body()).map_err(|why| bad_answer(why, &answer))?;
             let received = page.values.len() as u64;
-            let in_window = page
-                .values
-                .iter()
-                .filter(|member| walk.holds(wire::modified(member)));
-            customers.extend(usable(Vendor::Blaze, in_window, wire::customer));
-            walk.skip = walk.skip.saturating_add(received);
-            if page.is_last(walk.skip, received, want as u64) {
+            // One member at a time, so a BLAZE that sends more than asked never overfills the
+            // kiosk's page: what is not taken is read again from the cursor.
+            let mut taken: u64 = 0;
+            for member in &page.values {
+                if customers.len() >= limit {
+                    break;
+                }
+                taken += 1;
+                if walk.holds(wire::modified(member)) {
+                    customers.extend(usable(Vendor::Blaze, [member], wire::customer));
+                }
+            }
+            walk.skip = walk.skip.saturating_add(taken);
+            if taken == received && page.is_last(walk.skip, received, want as u64) {
                 windows += 1;
                 match walk.older() {
                     Some(older) => walk = older,

@@ -44,11 +44,13 @@ pub struct Walk {
 }
 
 impl Walk {
-    /// A walk of everything modified from `floor` until `now` (and the clock allowance).
+    /// A walk of everything modified from `floor` (at most `now`) until `now` and the clock
+    /// allowance.
     pub fn since(floor: i64, now: i64) -> Self {
+        let now = now.max(0);
         Self {
-            floor: floor.max(0),
-            end: now.saturating_add(CLOCK_ALLOWANCE_MS).max(floor.max(0) + 1),
+            floor: floor.clamp(0, now),
+            end: now.saturating_add(CLOCK_ALLOWANCE_MS),
             skip: 0,
         }
     }
