@@ -65,6 +65,8 @@ pub use http::Settings;
 
 // Each vendor: its module behind the cargo feature of the same name (declared here, outside
 // any macro, so rustfmt and clippy reach it), and its line in `vendors!` below.
+#[cfg(feature = "blaze")]
+pub mod blaze;
 #[cfg(feature = "cova")]
 pub mod cova;
 #[cfg(feature = "dutchie")]
@@ -93,6 +95,7 @@ vendors! {
     "dutchie" => dutchie,
     "cova" => cova,
     "flowhub" => flowhub,
+    "blaze" => blaze,
 }
 
 /// Why a store's POS could not be opened.
