@@ -371,13 +371,14 @@ pub trait CustomerMirror: Send + Sync {
     /// Writes what the POS said of these customers. For the fields in `unknown` (those the
     /// POS never gives back: its `unreadable_fields`), an empty value means "the POS did not
     /// say", not "none": the mirror keeps what it has, so a licence only we know survives
-    /// every read of a vendor that never returns it.
+    /// every read of a vendor that never returns it. Answers the customers as now stored, in
+    /// the order given (with what was kept filled in), for answers to show them whole.
     async fn upsert(
         &self,
         store: StoreId,
         customers: &[Customer],
         unknown: &[OptionalField],
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<Vec<Customer>, RepositoryError>;
 
     async fn find(
         &self,

@@ -291,12 +291,14 @@ impl CustomerService {
         if from_pos {
             match directory.find(&query).await {
                 Ok(page) => {
-                    if !directory.is_mirror() {
+                    let customers = if directory.is_mirror() {
+                        page.customers
+                    } else {
                         let unknown = directory.capabilities().unreadable_fields;
-                        self.copy_to_mirror(&store, &page.customers, unknown).await;
-                    }
+                        self.copy_to_mirror(&store, page.customers, unknown).await
+                    };
                     return Ok(Listing {
-                        customers: page.customers,
+                        customers,
                         next_cursor: page.next.map(|t| Cursor::encode(DataSource::Pos, t)),
                         source: DataSource::Pos,
                     });
@@ -331,11 +333,16 @@ impl CustomerService {
         if directory.capabilities().get_customer {
             match directory.get(id).await {
                 Ok(Some(customer)) => {
-                    if !directory.is_mirror() {
+                    let customer = if directory.is_mirror() {
+                        customer
+                    } else {
                         let unknown = directory.capabilities().unreadable_fields;
-                        self.copy_to_mirror(&store, std::slice::from_ref(&customer), unknown)
-                            .await;
-                    }
+                        let mut stored = self.copy_to_mirror(&store, vec![customer], unknown).await;
+                        match stored.pop() {
+                            Some(customer) => customer,
+                            None => return Err(CustomerError::CustomerNotFound),
+                        }
+                    };
                     return Ok((customer, DataSource::Pos));
                 }
                 Ok(None) => return Err(CustomerError::CustomerNotFound),
@@ -432,8 +439,8 @@ impl CustomerService {
                 .copied()
                 .filter(|field| !names(patch, *field))
                 .collect();
-            self.copy_to_mirror(&store, std::slice::from_ref(&updated), &unknown)
-                .await;
+            let mut stored = self.copy_to_mirror(&store, vec![updated], &unknown).await;
+            return stored.pop().ok_or(CustomerError::CustomerNotFound);
         }
         Ok(updated)
     }
@@ -553,7 +560,7 @@ impl CustomerService {
             .upsert(store.id, std::slice::from_ref(&created), &unknown)
             .await
         {
-            Ok(()) => self.settle(store, entry).await,
+            Ok(_) => self.settle(store, entry).await,
             // The mirror is a cache: the create succeeded. The entry stays, so recovery
             // writes the customer to the mirror later.
             Err(e) => {
@@ -675,7 +682,7 @@ impl CustomerService {
                     )
                     .await
                 {
-                    Ok(()) => {
+                    Ok(_) => {
                         tracing::info!(store = %store.id, %pending, "recovery: found at the vendor and written to the mirror");
                         self.settle_recovered(entry).await
                     }
@@ -787,9 +794,8 @@ impl CustomerService {
         match self.look_up_at_pos(directory, customer).await? {
             PosLookup::Found(found) => {
                 let unknown = directory.capabilities().unreadable_fields;
-                self.copy_to_mirror(store, std::slice::from_ref(found.as_ref()), unknown)
-                    .await;
-                Ok(Some(*found))
+                let mut stored = self.copy_to_mirror(store, vec![*found], unknown).await;
+                Ok(stored.pop())
             }
             PosLookup::Absent | PosLookup::Unsearchable => Ok(None),
         }
@@ -855,17 +861,26 @@ impl CustomerService {
 
     /// The mirror is a cache of the POS: failing to write it must not fail a request whose POS
     /// part succeeded, so it is logged and the next read repairs it.
+    ///
+    /// Answers the customers as the mirror now holds them: what the POS never gives back
+    /// (`unknown`) filled in from the mirror, so a kiosk sees it on live reads too; the POS's
+    /// own answer when the mirror could not be written.
     async fn copy_to_mirror(
         &self,
         store: &Store,
-        customers: &[Customer],
+        customers: Vec<Customer>,
         unknown: &[OptionalField],
-    ) {
+    ) -> Vec<Customer> {
         if customers.is_empty() {
-            return;
+            return customers;
         }
-        if let Err(e) = self.mirror.upsert(store.id, customers, unknown).await {
-            tracing::warn!(store = %store.id, error = %e, "could not update the mirror");
+        match self.mirror.upsert(store.id, &customers, unknown).await {
+            Ok(stored) if stored.len() == customers.len() => stored,
+            Ok(_) => customers,
+            Err(e) => {
+                tracing::warn!(store = %store.id, error = %e, "could not update the mirror");
+                customers
+            }
         }
     }
 

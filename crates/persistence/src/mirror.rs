@@ -334,8 +334,9 @@ impl CustomerMirror for Mirror {
         store: StoreId,
         customers: &[Customer],
         unknown: &[OptionalField],
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Vec<Customer>, RepositoryError> {
         let keep = Keep::of(unknown);
+        let keeps_any = !unknown.is_empty();
         // One statement may not touch a row twice (PostgreSQL refuses): the last copy wins.
         let mut latest: Vec<&Customer> = Vec::with_capacity(customers.len());
         let mut seen = std::collections::HashSet::new();
@@ -350,29 +351,74 @@ impl CustomerMirror for Mirror {
             .iter()
             .map(|customer| NewCustomerRow::of(store, customer, now))
             .collect();
+        // Where the row kept a value the POS did not give, the caller answers with the row:
+        // the statement returns what it stored, in the same round trip.
+        let mut stored: Vec<CustomerRow> = Vec::new();
         while !rows.is_empty() {
             let rest = rows.split_off(rows.len().min(UPSERT_CHUNK));
             let chunk = std::mem::replace(&mut rows, rest);
             match &self.db.relaxed() {
                 Pool::Postgres(pool) => {
                     let mut conn = checkout(pool).await?;
-                    diesel_async::RunQueryDsl::execute(upsert_statement!(&chunk, keep), &mut *conn)
+                    if keeps_any {
+                        let returned: Vec<CustomerRow> = diesel_async::RunQueryDsl::get_results(
+                            upsert_statement!(&chunk, keep).returning(CustomerRow::as_returning()),
+                            &mut *conn,
+                        )
                         .await
                         .map_err(db_error)?;
+                        stored.extend(returned);
+                    } else {
+                        diesel_async::RunQueryDsl::execute(
+                            upsert_statement!(&chunk, keep),
+                            &mut *conn,
+                        )
+                        .await
+                        .map_err(db_error)?;
+                    }
                 }
                 // diesel-async cannot batch-insert into SQLite; synchronous Diesel can, so the
                 // statement runs on the connection's blocking thread.
                 Pool::Sqlite(pool) => {
                     let mut conn = checkout(pool).await?;
-                    conn.spawn_blocking(move |conn| {
-                        diesel::RunQueryDsl::execute(upsert_statement!(&chunk, keep), conn)
-                    })
-                    .await
-                    .map_err(db_error)?;
+                    let returned = conn
+                        .spawn_blocking(move |conn| {
+                            if keeps_any {
+                                diesel::RunQueryDsl::get_results(
+                                    upsert_statement!(&chunk, keep)
+                                        .returning(CustomerRow::as_returning()),
+                                    conn,
+                                )
+                            } else {
+                                diesel::RunQueryDsl::execute(upsert_statement!(&chunk, keep), conn)
+                                    .map(|_| Vec::new())
+                            }
+                        })
+                        .await
+                        .map_err(db_error)?;
+                    stored.extend(returned);
                 }
             }
         }
-        Ok(())
+        if !keeps_any {
+            return Ok(customers.to_vec());
+        }
+        let mut by_id: std::collections::HashMap<String, Customer> = stored
+            .into_iter()
+            .map(|row| {
+                let id = row.pos_customer_id.clone();
+                row.into_customer().map(|c| (id, c))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(customers
+            .iter()
+            .map(|c| {
+                by_id
+                    .get(c.customer_id.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| c.clone())
+            })
+            .collect())
     }
 
     /// Filters AND-combined; pages in row order. The page token is the last row's id; one

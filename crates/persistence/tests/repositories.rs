@@ -311,7 +311,7 @@ async fn mirror_upsert_keeps_what_the_pos_never_gives_back(db: Database) {
         email: Some(Email::parse("john@new.example.com").unwrap()),
         ..john()
     };
-    mirror
+    let answered = mirror
         .upsert(
             shop,
             std::slice::from_ref(&read_back),
@@ -320,6 +320,11 @@ async fn mirror_upsert_keeps_what_the_pos_never_gives_back(db: Database) {
         .await
         .unwrap();
     let kept = mirror.get(shop, &id).await.unwrap().unwrap();
+    assert_eq!(
+        answered,
+        vec![kept.clone()],
+        "the upsert answers the rows as kept"
+    );
     assert_eq!(kept.drivers_license, john().drivers_license);
     assert_eq!(kept.notes, john().notes);
     assert_eq!(kept.email, read_back.email, "what the POS said is written");

@@ -171,7 +171,7 @@ async fn create_writes_to_the_pos_once_and_copies_to_the_mirror() {
             *store == StoreId(7) && cs.len() == 1 && cs[0].customer_id.as_str() == "42"
         })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("john@example.com"), None)
@@ -205,7 +205,10 @@ async fn create_key_of(idempotency: Option<IdempotencyKey>) -> CreateKey {
             Ok(c.clone()
                 .into_customer(CustomerId::parse("42").unwrap(), CustomerStatus::active()))
         });
-    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
+    ports
+        .mirror
+        .expect_upsert()
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     if idempotency.is_some() {
         ports
             .idempotency
@@ -269,7 +272,7 @@ async fn a_duplicate_the_pos_refuses_is_a_409_with_its_customer() {
         .expect_upsert()
         .withf(|_, cs, _| cs.len() == 1 && cs[0].customer_id.as_str() == "9")
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("john@example.com"), None)
@@ -327,7 +330,7 @@ async fn a_duplicate_found_by_pos_search_is_reported_and_mirrored() {
         .mirror
         .expect_upsert()
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     ports.directory.expect_create().never();
     let outcome = ports
         .build()
@@ -612,7 +615,7 @@ async fn live_search_results_are_copied_to_the_mirror() {
         .mirror
         .expect_upsert()
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     let service = ports.build();
     let listing = service
         .list(
@@ -747,7 +750,7 @@ async fn update_copies_the_pos_answer_to_the_mirror() {
         .expect_upsert()
         .withf(|_, cs, _| cs[0].email.as_ref().map(|e| e.as_str()) == Some("new@b.co"))
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     let updated = ports
         .build()
         .update(
@@ -791,7 +794,7 @@ async fn the_mirror_keeps_what_the_pos_never_gives_back_unless_the_patch_names_i
             .expect_upsert()
             .withf(move |_, _, kept| kept == unknown.as_slice())
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, cs, _| Ok(cs.to_vec()));
         ports
             .build()
             .update(&catalog(), &CustomerId::parse("1").unwrap(), &patch)
@@ -999,7 +1002,10 @@ async fn the_duplicate_check_skips_keys_the_pos_cannot_search_by() {
         .expect_create()
         .times(1)
         .returning(|_, _| Ok(customer("5", "a@b.co")));
-    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
+    ports
+        .mirror
+        .expect_upsert()
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     ports.expect_journal(1);
     let outcome = ports
         .build()
@@ -1048,7 +1054,10 @@ async fn a_create_whose_answer_was_lost_is_found_at_the_pos_and_not_repeated() {
                 None => CustomerPage::default(),
             })
         });
-    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
+    ports
+        .mirror
+        .expect_upsert()
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     ports.expect_journal(1);
     let outcome = ports
         .build()
@@ -1149,7 +1158,7 @@ async fn a_vendor_create_is_journaled_before_the_call_and_settled_after_the_mirr
         .expect_upsert()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     ports
         .pending
         .expect_settle()
@@ -1250,7 +1259,10 @@ async fn every_bulk_item_sent_to_the_vendor_is_journaled() {
         .expect_create()
         .times(2)
         .returning(|c, _| Ok(customer("5", c.email.as_ref().unwrap().as_str())));
-    ports.mirror.expect_upsert().returning(|_, _, _| Ok(()));
+    ports
+        .mirror
+        .expect_upsert()
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     let items = vec![Ok(new_customer("one@b.co")), Ok(new_customer("two@b.co"))];
     let results = ports
         .build()
@@ -1348,7 +1360,7 @@ async fn recovery_finds_a_customer_the_vendor_created_and_mirrors_it() {
         .withf(|store, cs, _| *store == StoreId(7) && cs == [customer("77", "c1@b.co")])
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, cs, _| Ok(cs.to_vec()));
     ports
         .pending
         .expect_settle()
