@@ -403,7 +403,7 @@ impl CustomerMirror for Mirror {
         if !keeps_any {
             return Ok(customers.to_vec());
         }
-        let mut by_id: std::collections::HashMap<String, Customer> = stored
+        let by_id: std::collections::HashMap<String, Customer> = stored
             .into_iter()
             .map(|row| {
                 let id = row.pos_customer_id.clone();
