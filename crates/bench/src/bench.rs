@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Value, json};
 use testkit::pg::TestDatabase;
+use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 

@@ -11,6 +11,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 use testkit::pg::TestDatabase;
+use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 

@@ -23,6 +23,7 @@ use http_api::config::{Config, JwtKey, Secret};
 use persistence::{CredentialsKey, Database};
 use rand::Rng as _;
 use serde_json::json;
+use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 

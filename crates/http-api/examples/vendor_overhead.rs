@@ -17,6 +17,7 @@ use domain::{CatalogId, Vendor};
 use http_api::config::{Config, JwtKey, Secret};
 use persistence::{CredentialsKey, Database};
 use serde_json::{Value, json};
+use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 
 const JWT_SECRET: &str = "an-overhead-measurement-secret-of-32+chars";

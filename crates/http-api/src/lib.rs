@@ -15,12 +15,68 @@ pub mod routes;
 pub mod state;
 pub mod sync;
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
+/// Logs to stderr (around a progress bar on the screen, if any); `RUST_LOG` filters (default
+/// `info`).
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .try_init();
+}
+
+/// The one progress bar a command may show (`sync`'s), and logs that go around it: a log
+/// line written under a bar would leave a stale copy of the bar on the terminal.
+pub mod progress {
+    use std::sync::{Mutex, PoisonError};
+
+    use indicatif::ProgressBar;
+
+    static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+    fn shown() -> std::sync::MutexGuard<'static, Option<ProgressBar>> {
+        SHOWN.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Logs are written around `bar` until the guard is dropped.
+    pub fn show(bar: &ProgressBar) -> Shown {
+        *shown() = Some(bar.clone());
+        Shown
+    }
+
+    /// While it lives, logs go around the shown bar.
+    #[must_use]
+    pub struct Shown;
+
+    impl Drop for Shown {
+        fn drop(&mut self) {
+            *shown() = None;
+        }
+    }
+
+    /// stderr, with the shown bar cleared while a line is written.
+    pub struct LogWriter;
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+        type Writer = LogWriter;
+        fn make_writer(&'a self) -> LogWriter {
+            LogWriter
+        }
+    }
+
+    impl std::io::Write for LogWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let bar = shown().clone();
+            match bar {
+                Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+                None => std::io::stderr().write_all(buf)?,
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            std::io::stderr().flush()
+        }
+    }
 }

@@ -57,6 +57,7 @@ pub async fn run(
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     };
+    let _logs_around_the_bar = crate::progress::show(&bar);
     if resumed {
         bar.println(format!(
             "resuming the interrupted sync of store {} ({}); --restart starts over",

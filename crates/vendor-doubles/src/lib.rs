@@ -182,6 +182,16 @@ pub trait VendorDouble: Send + Sync {
     fn store_config(&self) -> Value;
     /// The same, but with a credential this double refuses (a 401 from the vendor).
     fn wrong_credentials_config(&self) -> Value;
+    /// The store config with the gateway's own limiter for this vendor turned off
+    /// (`"rate_limit_per_minute": null`), for tests and benchmarks that load the gateway with
+    /// many calls at once: they measure the gateway, not the vendor's published budget.
+    fn unthrottled_store_config(&self) -> Value {
+        let mut config = self.store_config();
+        if let Some(object) = config.as_object_mut() {
+            object.insert("rate_limit_per_minute".into(), Value::Null);
+        }
+        config
+    }
     /// Every credential value of [`store_config`](VendorDouble::store_config) and
     /// [`wrong_credentials_config`](VendorDouble::wrong_credentials_config), for "never shown"
     /// checks.
@@ -569,17 +579,6 @@ impl<W: Wire> DoubleOf<W> {
     /// The store config reaching this double.
     pub fn store_config(&self) -> Value {
         W::store_config(self.url(), &self.state.credentials)
-    }
-
-    /// The store config with the gateway's own limiter for this vendor turned off
-    /// (`"rate_limit_per_minute": null`), for tests and benchmarks that load the gateway with
-    /// many calls at once: they measure the gateway, not the vendor's published budget.
-    pub fn unthrottled_store_config(&self) -> Value {
-        let mut config = self.store_config();
-        if let Some(object) = config.as_object_mut() {
-            object.insert("rate_limit_per_minute".into(), Value::Null);
-        }
-        config
     }
 
     /// The customers the vendor holds, as stored (write-only fields included).

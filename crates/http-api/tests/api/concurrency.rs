@@ -15,6 +15,7 @@ use domain::Vendor;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vendor_doubles::Op;
+use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 
 on_both_databases!(

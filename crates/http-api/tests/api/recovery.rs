@@ -18,6 +18,7 @@ use persistence::Database;
 use serde_json::{Value, json};
 use testkit::gateway::Serving;
 use testkit::pg::TestDatabase;
+use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 
