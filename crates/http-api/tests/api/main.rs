@@ -12,4 +12,5 @@ mod concurrency;
 mod errors;
 mod isolation;
 mod recovery;
+mod vendor_specs;
 mod vendors;
