@@ -2,7 +2,7 @@
 //! `partner_key` and `x-api-key` headers, the store (shop) key as the raw `Authorization`
 //! value (no `Bearer`), camelCase JSON; customers are "members", ids 24-hex strings, errors in
 //! the `{"error","message","status"}` envelope or the older `{"field","message","errorType"}`
-//! shape. See docs/vendors/blaze.md for the facts and docs/vendors/blaze-double.md for what this
+//! shape. See docs/vendors/blaze.md for the facts and the "Test double" section of docs/vendors/blaze.md for what this
 //! double chose where the facts are silent (all of it in [`unverified`]).
 //!
 //! Routes, relative to `{url}/api/v1/partner` ([`BlazeDouble::base_url`]):
@@ -209,7 +209,7 @@ impl BlazeDouble {
 }
 
 /// Every behaviour vendors.md leaves open, decided here and nowhere else. Each item is the
-/// double's choice, not BLAZE's documented behaviour; docs/vendors/blaze-double.md lists them.
+/// double's choice, not BLAZE's documented behaviour; the "Test double" section of docs/vendors/blaze.md lists them.
 pub mod unverified {
     use super::*;
 

@@ -3,7 +3,7 @@
 //! token, sent as `Authorization: Bearer`; customers are PascalCase JSON with GUID ids, a
 //! `Version` for optimistic concurrency, and phones and e-mails kept apart as contact methods;
 //! errors are ASP.NET Web API's `{"Message"}`. See docs/vendors/cova.md for the facts, and
-//! docs/vendors/cova-double.md for what this double chose where the facts are silent (every such
+//! the "Test double" section of docs/vendors/cova.md for what this double chose where the facts are silent (every such
 //! choice is marked "Unverified (chosen)" below, most of them in [`chosen`]).
 //!
 //! The token endpoint is `POST {url}/v1/oauth2/token` (form `grant_type=password`, `username`,
@@ -76,7 +76,7 @@ pub const REMAINING_HEADER: &str = "COVA-APIM-RateLimit-Remaining";
 const NOT_FOUND: &str = "Resource cannot be found";
 
 /// Every behaviour vendors.md leaves open, as this double chose it. Each is listed in
-/// docs/vendors/cova-double.md; correct it here when a real Cova answers otherwise.
+/// the "Test double" section of docs/vendors/cova.md; correct it here when a real Cova answers otherwise.
 pub mod chosen {
     use actix_web::http::StatusCode;
     use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Flowhub: headers `clientId` and `key` on every call (no token exchange), camelCase JSON, one
 //! full-name `name` per customer, UUID ids, a write-only licence (`stateId`) and list filters
 //! that take dates in the store's local time. See docs/vendors/flowhub.md for the sources and
-//! docs/vendors/flowhub-double.md for what this double models and what it chose where
+//! the "Test double" section of docs/vendors/flowhub.md for what this double models and what it chose where
 //! nothing is known.
 //!
 //! Routes, at the host's root (`https://api.flowhub.co` in production):
@@ -91,7 +91,7 @@ impl Default for Store {
 // Unverified (chosen). The behaviours in this section fill gaps in vendors.md, each chosen here
 // and only here; the few that are part of a larger function (`replace_writable`, `check`,
 // `seed_fields`, `Flowhub::routes`) say "Unverified (chosen)" where they are. All are listed
-// in docs/vendors/flowhub-double.md.
+// in the "Test double" section of docs/vendors/flowhub.md.
 // ---------------------------------------------------------------------------------------------
 
 /// Unverified (chosen): the largest `page_size`. Callers use 500 and stop on a short page (code),
