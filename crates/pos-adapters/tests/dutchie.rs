@@ -326,7 +326,7 @@ async fn the_integrator_key_goes_as_the_password() {
 // --- vendor errors and faults ------------------------------------------------------------
 
 #[tokio::test]
-async fn a_model_state_400_is_rejected_on_our_field() {
+async fn a_property_error_400_is_rejected_on_our_field() {
     let double = double();
     let dutchie = connect(&double);
     double.fail(Op::Create, Fault::Invalid, 1);
