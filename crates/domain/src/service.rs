@@ -373,7 +373,7 @@ impl CustomerService {
     ) -> Result<CreateOutcome, CustomerError> {
         let (store, directory) = self.open(catalog).await?;
         ensure(directory.capabilities(), Operation::CreateCustomer)?;
-        let create_key = key.map(|k| CreateKey::derive(&[&k.scope, &k.key]));
+        let create_key = key.map(|k| CreateKey::derive(&[&k.scope, &k.key, &k.fingerprint]));
         self.idempotent(key, async {
             self.create_one(&store, directory.as_ref(), customer, create_key)
                 .await
@@ -395,8 +395,9 @@ impl CustomerService {
             let outcomes = futures::stream::iter(items.into_iter().enumerate())
                 .map(|(index, item)| {
                     let (store, directory) = (&store, directory.as_ref());
-                    let create_key =
-                        key.map(|k| CreateKey::derive(&[&k.scope, &k.key, &index.to_string()]));
+                    let create_key = key.map(|k| {
+                        CreateKey::derive(&[&k.scope, &k.key, &k.fingerprint, &index.to_string()])
+                    });
                     async move {
                         match item {
                             Ok(customer) => {
@@ -429,6 +430,10 @@ impl CustomerService {
             .iter()
             .filter(|field| clears(patch, **field));
         reject_blank(cleared)?;
+        let patch = self
+            .with_kept_fields(&store, directory.as_ref(), id, patch)
+            .await;
+        let patch = &patch;
         let updated = directory.update(id, patch).await?;
         if !directory.is_mirror() {
             // What the patch named, the POS's answer says; the rest it may not know.
@@ -443,6 +448,56 @@ impl CustomerService {
             return stored.pop().ok_or(CustomerError::CustomerNotFound);
         }
         Ok(updated)
+    }
+
+    /// The patch with the mirror's values of the fields the POS never gives back and the patch
+    /// does not name: a POS whose update replaces the whole record (Flowhub) would otherwise
+    /// lose them, since the adapter can't read them to send them back. The mirror is the
+    /// only place that knows them; without its row the patch goes as it is.
+    async fn with_kept_fields(
+        &self,
+        store: &Store,
+        directory: &dyn CustomerDirectory,
+        id: &CustomerId,
+        patch: &CustomerPatch,
+    ) -> CustomerPatch {
+        let unreadable = directory.capabilities().unreadable_fields;
+        let mut patch = patch.clone();
+        if directory.is_mirror() || unreadable.iter().all(|f| names(&patch, *f)) {
+            return patch;
+        }
+        let known = match self.mirror.get(store.id, id).await {
+            Ok(Some(known)) => known,
+            Ok(None) => return patch,
+            Err(e) => {
+                tracing::warn!(store = %store.id, error = %e, "could not read the mirror before an update");
+                return patch;
+            }
+        };
+        for field in unreadable {
+            match field {
+                OptionalField::Gender if patch.gender.is_none() => {
+                    patch.gender = known.gender.map(Some);
+                }
+                OptionalField::Birthday if patch.birthday.is_none() => {
+                    patch.birthday = known.birthday.map(Some);
+                }
+                OptionalField::Email if patch.email.is_none() => {
+                    patch.email = known.email.clone().map(Some);
+                }
+                OptionalField::Phone if patch.phone.is_none() => {
+                    patch.phone = known.phone.clone().map(Some);
+                }
+                OptionalField::DriversLicense if patch.drivers_license.is_none() => {
+                    patch.drivers_license = known.drivers_license.clone().map(Some);
+                }
+                OptionalField::Notes if patch.notes.is_none() => {
+                    patch.notes = known.notes.clone().map(Some);
+                }
+                _ => {}
+            }
+        }
+        patch
     }
 
     /// Copies one page of the store's POS customers into the mirror, from `page` (the start
@@ -481,7 +536,8 @@ impl CustomerService {
     }
 
     /// Creates one customer at the store's POS. `key` identifies the kiosk's request across its
-    /// retries (`None` without an `Idempotency-Key`: the journal entry names it then).
+    /// retries (its `Idempotency-Key` and the request's fingerprint, so a key reused for another
+    /// request after 24 h is another create); `None` without an `Idempotency-Key`.
     async fn create_one(
         &self,
         store: &Store,
@@ -509,9 +565,10 @@ impl CustomerService {
         // the mirror write leaves an entry for `recover_pending`. Nothing was sent if this
         // fails, so the create fails with it rather than go unjournaled.
         let entry = self.pending.record(store.id, &customer).await?;
-        let key = key.unwrap_or_else(|| {
-            CreateKey::derive(&["journal", &store.id.to_string(), &entry.to_string()])
-        });
+        // Without an Idempotency-Key no retry can be told from a new request, so the key is
+        // this create's alone (not the journal's id: ids repeat when a database is restored,
+        // and a vendor would then answer someone else's customer).
+        let key = key.unwrap_or_else(|| CreateKey::derive(&[&uuid_v4()]));
         let created = match directory.create(&customer, &key).await {
             Ok(created) => created,
             // The POS had them already (a race with another till, or its own de-duplication):
@@ -533,7 +590,8 @@ impl CustomerService {
             }
             Err(error) if outcome_unknown(&error) => {
                 match self.reconcile(store, directory, &customer).await {
-                    Some(found) => found,
+                    // The look-up's copy lacks what the POS never gives back: the kiosk's.
+                    Some(found) => with_unreadable(found, &customer, directory.capabilities()),
                     None => {
                         // The vendor may still have it: recovery will look again later.
                         tracing::warn!(store = %store.id, pending = %entry, "create outcome unknown; left for recovery");
@@ -673,13 +731,19 @@ impl CustomerService {
         }
         match self.look_up_at_pos(directory.as_ref(), customer).await {
             Ok(PosLookup::Found(found)) => {
+                // The look-up's copy lacks what the POS never gives back: the journaled
+                // customer has what the kiosk gave.
+                let caps = directory.capabilities();
+                let found = with_unreadable(*found, customer, caps);
+                let unknown: Vec<OptionalField> = caps
+                    .unreadable_fields
+                    .iter()
+                    .copied()
+                    .filter(|field| !has(customer, *field))
+                    .collect();
                 match self
                     .mirror
-                    .upsert(
-                        store.id,
-                        std::slice::from_ref(found.as_ref()),
-                        directory.capabilities().unreadable_fields,
-                    )
+                    .upsert(store.id, std::slice::from_ref(&found), &unknown)
                     .await
                 {
                     Ok(_) => {
@@ -976,6 +1040,25 @@ fn has(customer: &NewCustomer, field: OptionalField) -> bool {
         OptionalField::DriversLicense => customer.drivers_license.is_some(),
         OptionalField::Notes => customer.notes.is_some(),
     }
+}
+
+/// `found` (read from a POS) with what the kiosk gave for the fields the POS never gives back.
+fn with_unreadable(mut found: Customer, sent: &NewCustomer, caps: Capabilities) -> Customer {
+    for field in caps.unreadable_fields {
+        match field {
+            OptionalField::Gender => found.gender = found.gender.or(sent.gender),
+            OptionalField::Birthday => found.birthday = found.birthday.or(sent.birthday),
+            OptionalField::Email => found.email = found.email.or_else(|| sent.email.clone()),
+            OptionalField::Phone => found.phone = found.phone.or_else(|| sent.phone.clone()),
+            OptionalField::DriversLicense => {
+                found.drivers_license = found
+                    .drivers_license
+                    .or_else(|| sent.drivers_license.clone());
+            }
+            OptionalField::Notes => found.notes = found.notes.or_else(|| sent.notes.clone()),
+        }
+    }
+    found
 }
 
 /// Whether the patch names the field at all (sets or clears it).

@@ -242,10 +242,15 @@ async fn a_kiosk_retry_gives_the_vendor_the_same_create_key() {
     }))
     .await;
     assert_ne!(first, other);
-    // Without one, the journal entry names the create (entry 11 of store 7 here).
-    let journaled = create_key_of(None).await;
-    assert_eq!(journaled, CreateKey::derive(&["journal", "7", "11"]));
-    assert_ne!(journaled, first);
+    // The same key with another request (reused after its 24 h) is another create.
+    let reused = create_key_of(Some(IdempotencyKey {
+        fingerprint: "another body".into(),
+        ..key()
+    }))
+    .await;
+    assert_ne!(first, reused);
+    // Without one, every create is its own.
+    assert_ne!(create_key_of(None).await, create_key_of(None).await);
     assert_eq!(first.to_string().len(), 36, "a GUID as vendors want it");
 }
 
@@ -763,31 +768,34 @@ async fn update_copies_the_pos_answer_to_the_mirror() {
     assert_eq!(updated.customer_id.as_str(), "1");
 }
 
-/// What a POS never gives back is kept in the mirror, unless the kiosk's patch named it (then
-/// the answer, built from the patch, is the truth).
+/// What a POS never gives back goes with every update (from the mirror, since the adapter
+/// can't read it: a whole-record update would erase it), and the mirror keeps it when neither
+/// the kiosk nor the mirror knew it.
 #[tokio::test]
-async fn the_mirror_keeps_what_the_pos_never_gives_back_unless_the_patch_names_it() {
+async fn an_update_sends_back_what_the_pos_never_gives_back_and_the_mirror_keeps_it() {
     const WRITE_ONLY_LICENCE: Capabilities = Capabilities {
         unreadable_fields: &[crate::ports::OptionalField::DriversLicense],
         ..Capabilities::ALL
     };
-    for (patch, unknown) in [
+    for (mirrored, sent, unknown) in [
+        (Some("D1"), Some(Some("D1".to_owned())), vec![]),
         (
-            CustomerPatch::default(),
+            None,
+            None,
             vec![crate::ports::OptionalField::DriversLicense],
-        ),
-        (
-            CustomerPatch {
-                drivers_license: Some(None),
-                ..Default::default()
-            },
-            vec![],
         ),
     ] {
         let mut ports = Ports::vendor_pos().capabilities(WRITE_ONLY_LICENCE);
+        ports.mirror.expect_get().returning(move |_, _| {
+            let mut known = customer("1", "a@b.co");
+            known.drivers_license = mirrored.map(str::to_owned);
+            Ok(Some(known))
+        });
+        let want = sent.clone();
         ports
             .directory
             .expect_update()
+            .withf(move |_, patch| patch.drivers_license == want && patch.notes.is_some())
             .returning(|_, _| Ok(customer("1", "a@b.co")));
         ports
             .mirror
@@ -795,6 +803,10 @@ async fn the_mirror_keeps_what_the_pos_never_gives_back_unless_the_patch_names_i
             .withf(move |_, _, kept| kept == unknown.as_slice())
             .times(1)
             .returning(|_, cs, _| Ok(cs.to_vec()));
+        let patch = CustomerPatch {
+            notes: Some(Some("hi".into())),
+            ..Default::default()
+        };
         ports
             .build()
             .update(&catalog(), &CustomerId::parse("1").unwrap(), &patch)
@@ -1012,6 +1024,76 @@ async fn the_duplicate_check_skips_keys_the_pos_cannot_search_by() {
         .create(&catalog(), new_customer("a@b.co"), None)
         .await;
     assert!(matches!(outcome.unwrap(), CreateOutcome::Created(_)));
+}
+
+/// A reconciled create's look-up lacks what the POS never gives back: the kiosk's is kept.
+#[tokio::test]
+async fn a_reconciled_create_keeps_what_the_kiosk_gave_that_the_pos_never_gives_back() {
+    const WRITE_ONLY_LICENCE: Capabilities = Capabilities {
+        unreadable_fields: &[crate::ports::OptionalField::DriversLicense],
+        ..Capabilities::ALL
+    };
+    let mut ports = Ports::vendor_pos().capabilities(WRITE_ONLY_LICENCE);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    let mut seq = mockall::Sequence::new();
+    ports
+        .directory
+        .expect_find()
+        .times(3)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(CustomerPage::default()));
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| {
+            Err(PosError::Timeout {
+                vendor: Vendor::Dutchie,
+                after: Duration::from_secs(10),
+            })
+        });
+    ports
+        .directory
+        .expect_find()
+        .times(3)
+        .in_sequence(&mut seq)
+        .returning(|q| {
+            Ok(match q.email {
+                Some(_) => CustomerPage {
+                    customers: vec![customer("77", "a@b.co")],
+                    next: None,
+                },
+                None => CustomerPage::default(),
+            })
+        });
+    let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = written.clone();
+    ports.mirror.expect_upsert().returning(move |_, cs, _| {
+        recorder.lock().unwrap().extend(cs.iter().cloned());
+        Ok(cs.to_vec())
+    });
+    ports.expect_journal(1);
+    let mut with_licence = new_customer("a@b.co");
+    with_licence.drivers_license = Some("D123".into());
+    let outcome = ports
+        .build()
+        .create(&catalog(), with_licence, None)
+        .await
+        .unwrap();
+    let CreateOutcome::Created(created) = outcome else {
+        panic!("expected Created");
+    };
+    assert_eq!(created.drivers_license.as_deref(), Some("D123"));
+    let last = written.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        last.drivers_license.as_deref(),
+        Some("D123"),
+        "the mirror has it"
+    );
 }
 
 #[tokio::test]
