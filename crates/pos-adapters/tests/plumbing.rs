@@ -554,9 +554,29 @@ async fn a_vendor_counting_per_second_gets_a_small_burst_and_writes_a_budget_of_
     );
 }
 
+#[test]
+fn https_or_loopback_http_are_the_urls_credentials_go_to() {
+    for good in [
+        "https://api.example.com/v1",
+        "http://127.0.0.1:8080",
+        "http://localhost:9000/x",
+        "http://[::1]:8080",
+    ] {
+        assert!(pos_adapters::http::vendor_url(good).is_some(), "{good}");
+    }
+}
+
 #[tokio::test]
 async fn a_bad_base_url_is_a_config_error() {
-    for bad in ["not a url", "ftp://x", "mailto:a@b"] {
+    for bad in [
+        "not a url",
+        "ftp://x",
+        "mailto:a@b",
+        // Credentials in clear over the network, or printed with the URL: refused.
+        "http://api.example.com",
+        "http://10.0.0.7:8080/v1",
+        "https://user:pass@api.example.com",
+    ] {
         assert!(matches!(
             VendorHttp::new(Vendor::Blaze, bad, Settings::default(), &[]),
             Err(pos_adapters::AdapterError::Config {

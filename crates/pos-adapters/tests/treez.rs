@@ -420,16 +420,26 @@ async fn an_update_field_error_in_the_update_envelope_lands_on_our_field() {
         .create(&new_customer("ann@example.com", "5551234567"), &new_key())
         .await
         .unwrap();
-    // Ten digits, but Treez refuses a phone starting with 1.
+    // A licence of characters Treez refuses: the refusal comes in the update's envelope,
+    // its detail in `message`.
     let patch = CustomerPatch {
-        phone: Some(Some(domain::Phone::parse("155-123-4567").unwrap())),
+        drivers_license: Some(Some("D12*4".into())),
         ..Default::default()
     };
     let PosError::Rejected(errors) = treez.update(&ann.customer_id, &patch).await.unwrap_err()
     else {
         panic!("expected Rejected");
     };
-    assert_eq!(errors.get("phone"), Some(&["is invalid".to_owned()][..]));
+    assert_eq!(
+        errors.get("drivers_license"),
+        Some(&["is invalid".to_owned()][..])
+    );
+    let refusal = double
+        .calls()
+        .into_iter()
+        .rfind(|c| c.op == Op::Update)
+        .unwrap();
+    assert_eq!(refusal.method, "PATCH");
 }
 
 #[test]
@@ -445,4 +455,58 @@ fn treez_default_limit_is_its_published_ten_a_second() {
         "{debug}"
     );
     assert!(debug.contains("rate_limit_burst: Some(5)"), "{debug}");
+}
+
+#[tokio::test]
+async fn a_merge_between_our_read_and_our_write_is_followed_too() {
+    let double = std::sync::Arc::new(TreezDouble::start().unwrap());
+    let old = double.seed(rich_record());
+    let mut survivor = rich_record();
+    survivor["email"] = json!("kathleen@example.com");
+    survivor["phone"] = json!("7777777778");
+    let new = double.seed(survivor);
+    let treez = connect(double.store_config());
+    // The PATCH waits at Treez's door while the register merges the customer away.
+    double.fail(Op::Update, Fault::Delay(Duration::from_millis(300)), 1);
+    let merger = {
+        let (double, old, new) = (double.clone(), old.clone(), new.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(double.merge(&old, &new));
+        })
+    };
+    let patch = CustomerPatch {
+        notes: Some(Some("merged mid-write".into())),
+        ..Default::default()
+    };
+    let updated = treez
+        .update(&CustomerId::parse(&old).unwrap(), &patch)
+        .await
+        .unwrap();
+    merger.await.unwrap();
+    assert_eq!(updated.customer_id.as_str(), new);
+    assert_eq!(double.customer(&new).unwrap()["notes"], "merged mid-write");
+}
+
+#[tokio::test]
+async fn ids_that_are_not_digits_and_phones_treez_refuses_never_reach_treez() {
+    let double = TreezDouble::start().unwrap();
+    let treez = connect(double.store_config());
+    let guid = CustomerId::parse("00000000-0000-4000-8000-000000000000").unwrap();
+    assert_eq!(treez.get(&guid).await.unwrap(), None);
+    let patch = CustomerPatch {
+        notes: Some(Some("x".into())),
+        ..Default::default()
+    };
+    assert_eq!(
+        treez.update(&guid, &patch).await.unwrap_err(),
+        PosError::NotFound
+    );
+    // Ten digits, but starting with 1: Treez refuses it (spec), so we do, on the field.
+    let error = treez
+        .create(&new_customer("ann@example.com", "155-123-4567"), &new_key())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PosError::Rejected(e) if e.get("phone").is_some()));
+    assert_eq!(double.count(Op::Any), 0);
 }

@@ -158,21 +158,11 @@ fn token_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
 
 /// The token URL carries the password: https, or http on this machine (a test double).
 fn checked_token_url(url: &str) -> Result<Url, AdapterError> {
-    let parsed = Url::parse(url).ok().filter(|u| match u.scheme() {
-        "https" => true,
-        "http" => u.host_str().is_some_and(|host| {
-            host.eq_ignore_ascii_case("localhost")
-                || host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }),
-        _ => false,
-    });
-    parsed.ok_or_else(|| AdapterError::Config {
+    crate::http::vendor_url(url).ok_or_else(|| AdapterError::Config {
         vendor: Vendor::Cova,
-        message: "key \"token_url\" must be an https URL (http only on a loopback host)".to_owned(),
+        message: "key \"token_url\" must be an https URL (http only on a loopback host), \
+                  without a user or password"
+            .to_owned(),
     })
 }
 

@@ -102,10 +102,13 @@ impl VendorHttp {
         secrets: &[Secret],
     ) -> Result<Self, AdapterError> {
         let config_error = |message: String| AdapterError::Config { vendor, message };
-        let base_url = Url::parse(base_url.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
-            .ok_or_else(|| config_error("base_url must be an http(s) URL".to_owned()))?;
+        let base_url = vendor_url(base_url).ok_or_else(|| {
+            config_error(
+                "key \"base_url\" must be an https URL (http only on a loopback host), \
+                 without a user or password"
+                    .to_owned(),
+            )
+        })?;
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
@@ -446,6 +449,29 @@ impl VendorHttp {
         let full_ms = u64::try_from(full.as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(rand::rng().random_range(full_ms / 2..=full_ms))
     }
+}
+
+/// A URL credentials may be sent to: https, or http on a loopback host (a test double, a local
+/// proxy), never with a user or password in it (they would print with the URL).
+pub fn vendor_url(text: &str) -> Option<Url> {
+    let url = Url::parse(text.trim()).ok()?;
+    let loopback = || {
+        url.host_str().is_some_and(|host| {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+    };
+    let scheme_ok = match url.scheme() {
+        "https" => true,
+        "http" => loopback(),
+        _ => false,
+    };
+    let plain = url.username().is_empty() && url.password().is_none();
+    (scheme_ok && plain && !url.cannot_be_a_base() && url.host_str().is_some()).then_some(url)
 }
 
 /// The vendor's per-minute limit, with `burst` allowed at once, a tenth of it by default: a

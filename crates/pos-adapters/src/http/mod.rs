@@ -12,7 +12,7 @@ mod secret;
 mod settings;
 mod token;
 
-pub use client::{VendorAnswer, VendorHttp};
+pub use client::{VendorAnswer, VendorHttp, vendor_url};
 pub use errors::{error_for_status, retry_after};
 pub use redact::MAX_ECHOED_BODY_BYTES;
 pub use request::VendorRequest;

@@ -13,6 +13,9 @@ use super::Secret;
 const REFRESH_AHEAD_MAX: Duration = Duration::from_secs(60);
 /// ...and at most this fraction of its lifetime ahead, so short-lived tokens stay usable.
 const REFRESH_AHEAD_DIVISOR: u32 = 10;
+/// The longest a token is kept, whatever its answer says: an absurd `expires_in` must neither
+/// overflow the clock nor keep a revoked token alive for days.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// The token of one store's credentials (Treez v2 `gettokens`, Cova's OAuth2 grant).
 ///
@@ -72,6 +75,7 @@ where
         let started = Instant::now();
         match (self.fetch)().await {
             Ok((token, lifetime)) => {
+                let lifetime = lifetime.min(MAX_LIFETIME);
                 let ahead = REFRESH_AHEAD_MAX.min(lifetime / REFRESH_AHEAD_DIVISOR);
                 state.current = Some(Cached {
                     token: token.clone(),

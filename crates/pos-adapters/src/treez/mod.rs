@@ -20,7 +20,6 @@ use domain::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::convert::ten_digits;
 use crate::http::{
     Method, Secret, StatusCode, TokenCache, VendorAnswer, VendorHttp, VendorRequest,
 };
@@ -175,7 +174,8 @@ impl Treez {
                 self.http.read(request).await
             };
             match answer {
-                Err(PosError::Unauthorized(_)) if !refreshed => {
+                // Only a 401 says the token was refused; a 403 would be refused again.
+                Err(PosError::Unauthorized(refusal)) if !refreshed && refusal.status == 401 => {
                     self.tokens.invalidate(&token).await;
                     refreshed = true;
                 }
@@ -224,6 +224,9 @@ impl Treez {
     /// The record Treez holds for `id`, as it holds it (every field, ours or not), for an
     /// update that must send it back whole; `None` when Treez has no such customer.
     async fn record(&self, id: &str) -> Result<Option<Map<String, Value>>, PosError> {
+        if !is_treez_id(id) {
+            return Ok(None);
+        }
         let answer = self
             .send(|| self.http.request(Method::GET, ["customer", id]), false)
             .await?;
@@ -308,7 +311,7 @@ impl Treez {
             let Some(ten) = domain::Phone::parse(&digits)
                 .ok()
                 .as_ref()
-                .and_then(ten_digits)
+                .and_then(wire::treez_phone)
                 .map(str::to_owned)
             else {
                 return Ok(CustomerPage::default());
@@ -407,6 +410,11 @@ async fn fetch_token(
     Ok((Secret::new(token.access_token), lifetime))
 }
 
+/// Treez's customer ids are digits (spec).
+fn is_treez_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn bad_record(answer: &VendorAnswer) -> PosError {
     PosError::BadAnswer {
         vendor: Vendor::Treez,
@@ -446,7 +454,11 @@ impl CustomerDirectory for Treez {
         }
     }
 
+    /// Treez's ids are digits: any other id is nobody there, without a call.
     async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, PosError> {
+        if !is_treez_id(id.as_str()) {
+            return Ok(None);
+        }
         let answer = self
             .send(
                 || self.http.request(Method::GET, ["customer", id.as_str()]),
@@ -483,14 +495,19 @@ impl CustomerDirectory for Treez {
     /// updated there instead (one hop), and the answer carries the survivor's id.
     async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError> {
         let mut target = id.as_str().to_owned();
-        for hop in 0..2 {
+        let mut followed = false;
+        // At most: the first read, the survivor's read, and one more after a merge that
+        // happened between our read and our write.
+        for attempt in 0..3 {
             let record = self.record(&target).await?.ok_or(PosError::NotFound)?;
             if let Some(survivor) = wire::merged_into(&record) {
-                if hop > 0 {
+                if followed {
+                    // Merged twice: one hop is what we follow.
                     return Err(PosError::NotFound);
                 }
                 tracing::info!(vendor = %Vendor::Treez, customer = %target, %survivor, "the customer was merged into another: updating the survivor");
                 target = survivor;
+                followed = true;
                 continue;
             }
             let body = wire::update_body(&record, patch, self.patient_type)?;
@@ -505,7 +522,8 @@ impl CustomerDirectory for Treez {
                 )
                 .await?;
             // Merged away since we read it: read again, which finds the survivor.
-            if hop == 0
+            if attempt < 2
+                && !followed
                 && answer.status() == StatusCode::BAD_REQUEST
                 && answer.json::<Envelope>().is_ok_and(|e| e.merged_away())
             {

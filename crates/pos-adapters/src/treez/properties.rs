@@ -9,8 +9,8 @@
 //! What Treez cannot carry, so what the round trip is allowed to change:
 //! - `phone`: Treez keeps exactly ten digits. A North American number (`+1 (555) 123-4567`)
 //!   loses its `1` and its formatting and comes back as `555-123-4567`; any other number
-//!   (fewer or more digits, another country code) is refused before any call with a 422 on
-//!   `phone`, never stored mangled.
+//!   (fewer or more digits, another country code, ten digits starting with 0 or 1) is refused
+//!   before any call with a 422 on `phone`, never stored mangled.
 //! - `gender`: none (absent or cleared) is sent as `U`, "unspecified", and read back as none.
 //! - `status`: not ours to send; a record without one reads as `ACTIVE`.
 //!
@@ -27,7 +27,7 @@ use crate::properties::{WireModel, wire_properties};
 struct TreezWire;
 
 fn fits(phone: Option<&domain::Phone>) -> bool {
-    phone.is_none_or(|p| ten_digits(p).is_some())
+    phone.is_none_or(|p| wire::treez_phone(p).is_some())
 }
 
 impl WireModel for TreezWire {
@@ -110,7 +110,7 @@ impl WireModel for TreezWire {
     }
 
     fn holdable(mut customer: NewCustomer) -> NewCustomer {
-        customer.phone = customer.phone.filter(|p| ten_digits(p).is_some());
+        customer.phone = customer.phone.filter(|p| wire::treez_phone(p).is_some());
         customer
     }
 }

@@ -173,9 +173,15 @@ pub(super) fn customer(value: &Value) -> Result<Customer, String> {
 
 /// Treez keeps ten digits; a number that has no ten-digit form is refused before any call.
 fn phone_digits(phone: &domain::Phone) -> Result<String, PosError> {
-    ten_digits(phone)
+    treez_phone(phone)
         .map(str::to_owned)
         .ok_or_else(|| PosError::Rejected(ValidationErrors::single("phone", FieldError::Invalid)))
+}
+
+/// The ten digits Treez keeps for `phone`, when it can hold it: a North American number, whose
+/// ten digits never start with 0 or 1 (spec: Treez refuses those).
+pub(super) fn treez_phone(phone: &domain::Phone) -> Option<&str> {
+    ten_digits(phone).filter(|ten| !ten.starts_with(['0', '1']))
 }
 
 /// The body of `POST customer/detailcustomer`. `birthday` is required by Treez: the domain

@@ -227,9 +227,17 @@ async fn config_errors_name_the_key_and_never_a_value(v: Under) {
         pos_adapters::validate_config(v.spec.vendor, &json!("a string")),
         Err(AdapterError::Config { .. })
     ));
-    let mut bad_url = config.clone();
-    bad_url["base_url"] = json!("ftp://example.com");
-    check(&bad_url, "base_url", true);
+    // Credentials go over https, or plain http to a loopback host only; never with a user or
+    // password in the URL.
+    for url in [
+        "ftp://example.com",
+        "http://api.example.com",
+        "https://user:password@api.example.com",
+    ] {
+        let mut bad_url = config.clone();
+        bad_url["base_url"] = json!(url);
+        check(&bad_url, "base_url", true);
+    }
 }
 
 async fn debug_shows_no_credential(v: Under) {
