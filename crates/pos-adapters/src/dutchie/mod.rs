@@ -208,6 +208,11 @@ impl Dutchie {
                 customers.push(customer);
             }
         }
+        // Whole names only: a prefix ("jo" for John) finds nobody at Dutchie; the mirror, which
+        // matches prefixes, answers a name search Dutchie could not.
+        if customers.is_empty() && query.name.is_some() {
+            return Err(PosError::Unsupported(Operation::SearchCustomers));
+        }
         Ok(CustomerPage {
             customers,
             next: None,

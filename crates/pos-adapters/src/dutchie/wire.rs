@@ -348,11 +348,14 @@ pub(super) fn field_errors(body: &Value) -> ValidationErrors {
 
 /// Whether `answered` is not the customer `sent` made: a create Dutchie de-duplicated into a
 /// customer it already had answers that one, whose fields differ from ours somewhere Dutchie
-/// gives back (its replay of our own earlier create, after a lost answer, does not).
+/// gives back (its replay of our own earlier create, after a lost answer, does not). A field
+/// we did not send that the answer has counts too: a fresh create holds nothing we didn't send.
 pub(super) fn is_someone_else(answered: &Customer, sent: &NewCustomer) -> bool {
     let same_text = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
-    let differs = |ours: Option<String>, theirs: Option<String>| {
-        ours.is_some_and(|ours| theirs.is_none_or(|theirs| !same_text(&ours, &theirs)))
+    let differs = |ours: Option<String>, theirs: Option<String>| match (ours, theirs) {
+        (Some(ours), Some(theirs)) => !same_text(&ours, &theirs),
+        (None, None) => false,
+        _ => true,
     };
     !same_text(answered.first_name.as_str(), sent.first_name.as_str())
         || !same_text(answered.last_name.as_str(), sent.last_name.as_str())
@@ -364,8 +367,8 @@ pub(super) fn is_someone_else(answered: &Customer, sent: &NewCustomer) -> bool {
             sent.phone.as_ref().map(|p| p.digits().to_owned()),
             answered.phone.as_ref().map(|p| p.digits().to_owned()),
         )
-        || (sent.birthday.is_some() && sent.birthday != answered.birthday)
-        || (sent.gender.is_some() && sent.gender != answered.gender)
+        || sent.birthday != answered.birthday
+        || sent.gender != answered.gender
         || differs(sent.notes.clone(), answered.notes.clone())
 }
 

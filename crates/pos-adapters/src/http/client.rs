@@ -451,6 +451,17 @@ impl VendorHttp {
     }
 }
 
+/// What serde says was wrong with an answer, without the value it quotes (`invalid type:
+/// string "555-1234", expected u64`): the message is logged, and a value may be a customer's.
+fn shape_error(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    match message.split_once(", expected ") {
+        Some((_, expected)) => format!("expected {expected}"),
+        None if message.starts_with("missing field") => message,
+        None => "a value of another type".to_owned(),
+    }
+}
+
 /// A URL credentials may be sent to: https, or http on a loopback host (a test double, a local
 /// proxy), never with a user or password in it (they would print with the URL).
 pub fn vendor_url(text: &str) -> Option<Url> {
@@ -517,7 +528,7 @@ impl VendorAnswer {
         T::deserialize(&self.body).map_err(|e| {
             bad_answer(
                 self.vendor,
-                format!("the answer has an unexpected shape: {e}"),
+                format!("the answer has an unexpected shape: {}", shape_error(&e)),
                 self.status,
                 self.redactor.echo(&self.body),
             )

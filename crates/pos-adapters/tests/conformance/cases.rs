@@ -309,6 +309,8 @@ async fn a_created_customer_is_found_by_every_filter_the_vendor_searches_by(v: U
     }
 }
 
+/// Never someone who matches one filter but not another: an empty page, or (where the
+/// vendor's look-up can't judge one of them) the mirror's answer.
 async fn filters_combine_with_and(v: Under) {
     let pos = v.connect();
     let sent = v.customer(3);
@@ -319,10 +321,13 @@ async fn filters_combine_with_and(v: Under) {
     if filter == SearchFilter::Name {
         query.email = Some("someone.else@example.com".into());
     } else {
-        query.name = Some("Zebedee".into());
+        query.name = Some("zebedee".into());
     }
-    let page = pos.find(&query).await.unwrap();
-    assert!(page.customers.is_empty(), "{query:?}");
+    match pos.find(&query).await {
+        Ok(page) => assert!(page.customers.is_empty(), "{query:?}"),
+        Err(PosError::Unsupported(Operation::SearchCustomers)) => {}
+        Err(other) => panic!("{query:?}: {other:?}"),
+    }
 }
 
 /// Nobody is an empty page, or (where the vendor's look-up is narrower than ours, as Treez's
