@@ -1,7 +1,8 @@
 //! Store configs as data: each vendor's config is a `#[derive(Deserialize)]` struct with the
 //! keys every vendor shares ([`CommonConfig`]) flattened in, read by [`parse_config`], whose
 //! errors name the key and the type it wants but never the value (a value may be a secret).
-//! The `deserialize_with` helpers here ([`secret`], [`optional_secret`], [`plain_text`]) give
+//! The `deserialize_with` helpers here ([`secret`], [`optional_secret`], [`plain_text`],
+//! [`optional_plain_text`]) give
 //! a vendor's keys the same checks and messages everywhere.
 
 use std::num::NonZeroU32;
@@ -166,6 +167,13 @@ pub fn optional_secret<'de, D: Deserializer<'de>>(
 /// A non-blank text without control characters (a tenant slug, an id), trimmed.
 pub fn plain_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     secret(deserializer).map(|s| s.expose().to_owned())
+}
+
+/// An optional text (a customer type, a date): absent, `null` or blank is none.
+pub fn optional_plain_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    optional_secret(deserializer).map(|text| text.map(|t| t.expose().to_owned()))
 }
 
 fn optional_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {

@@ -95,18 +95,14 @@ pub struct BlazeConfig {
     #[serde(deserialize_with = "crate::config::secret")]
     pub store_key: Secret,
     /// The `consumerType` of members a kiosk creates; [`DEFAULT_CONSUMER_TYPE`] when absent.
-    #[serde(default, deserialize_with = "optional_text")]
+    #[serde(default, deserialize_with = "crate::config::optional_plain_text")]
     pub consumer_type: Option<String>,
     /// The oldest `modified` date (`YYYY-MM-DD`, UTC) a full list walks back to;
     /// [`DEFAULT_LIST_FROM`] when absent.
-    #[serde(default, deserialize_with = "optional_text")]
+    #[serde(default, deserialize_with = "crate::config::optional_plain_text")]
     pub list_from: Option<String>,
     #[serde(flatten)]
     pub common: CommonConfig,
-}
-
-fn optional_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    crate::config::optional_secret(d).map(|s| s.map(|s| s.expose().to_owned()))
 }
 
 /// One store's BLAZE shop.

@@ -118,14 +118,29 @@ fn phone_of(member: &Map<String, Value>) -> Option<Phone> {
         .find_map(phone_from_wire)
 }
 
-/// The licence: the first identification carrying a number.
+/// The licence: the identification whose `type` says it is a driver's licence, else the
+/// first one carrying a number.
 fn licence_of(member: &Map<String, Value>) -> Option<&str> {
-    member
-        .get("identifications")?
-        .as_array()?
+    let identifications = member.get("identifications")?.as_array()?;
+    let index = licence_index(identifications)?;
+    identifications
+        .get(index)
+        .and_then(Value::as_object)
+        .and_then(|id| present(text(id, "licenseNumber")))
+}
+
+/// Where the licence is among the identifications (see [`licence_of`]).
+fn licence_index(identifications: &[Value]) -> Option<usize> {
+    let is_licence_type = |id: &Value| {
+        id.get("type").and_then(Value::as_str).is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            t.contains("driver") || t.contains("licen")
+        })
+    };
+    identifications
         .iter()
-        .filter_map(Value::as_object)
-        .find_map(|id| present(text(id, "licenseNumber")))
+        .position(|id| carries_number(id) && is_licence_type(id))
+        .or_else(|| identifications.iter().position(carries_number))
 }
 
 /// The newest note: the one with the latest `created` (epoch ms); among equals, or where BLAZE
@@ -387,19 +402,28 @@ fn carries_number(identification: &Value) -> bool {
         .is_some_and(|id| present(text(id, "licenseNumber")).is_some())
 }
 
+/// Sets or clears the licence in the identification it is read from; the others (a passport,
+/// a medical card) are the member's and stay.
 fn set_licence(member: &mut Map<String, Value>, licence: Option<&str>) {
-    with_list(member, "identifications", |identifications| match licence {
-        None => identifications.retain(|id| !carries_number(id)),
-        Some(licence) => match identifications
-            .iter_mut()
-            .find(|id| carries_number(id))
-            .and_then(Value::as_object_mut)
-        {
-            Some(id) => {
-                id.insert("licenseNumber".into(), json!(licence));
+    with_list(member, "identifications", |identifications| {
+        let index = licence_index(identifications);
+        match (licence, index) {
+            (None, Some(index)) => {
+                identifications.remove(index);
             }
-            None => identifications.push(unverified::new_identification(licence)),
-        },
+            (None, None) => {}
+            (Some(licence), Some(index)) => {
+                if let Some(id) = identifications
+                    .get_mut(index)
+                    .and_then(Value::as_object_mut)
+                {
+                    id.insert("licenseNumber".into(), json!(licence));
+                }
+            }
+            (Some(licence), None) => {
+                identifications.push(unverified::new_identification(licence));
+            }
+        }
     });
 }
 
@@ -609,7 +633,11 @@ mod tests {
             ..Default::default()
         };
         let body = update_body(&member, &cleared).unwrap_or_default();
-        assert_eq!(body["identifications"], json!([]));
+        assert_eq!(
+            body["identifications"],
+            json!([{"licenseNumber": "P9", "type": "Passport"}]),
+            "the passport is the member's"
+        );
         assert_eq!(body["notes"], json!([]));
         assert_eq!(body["email"], "new@b.co");
     }

@@ -62,14 +62,10 @@ pub struct DutchieConfig {
     /// ask for it.
     pub default_address: Address,
     /// The customer type of a create; Dutchie's first retail type when absent.
-    #[serde(default, deserialize_with = "optional_text")]
+    #[serde(default, deserialize_with = "crate::config::optional_plain_text")]
     pub customer_type: Option<String>,
     #[serde(flatten)]
     pub common: CommonConfig,
-}
-
-fn optional_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    crate::config::optional_secret(d).map(|s| s.map(|s| s.expose().to_owned()))
 }
 
 /// One store's Dutchie location.
