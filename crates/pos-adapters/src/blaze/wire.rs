@@ -118,8 +118,9 @@ fn phone_of(member: &Map<String, Value>) -> Option<Phone> {
         .find_map(phone_from_wire)
 }
 
-/// The licence: the identification whose `type` says it is a driver's licence, else the
-/// first one carrying a number.
+/// The licence: the identification whose `type` says it is a driver's licence, else the first
+/// one carrying a number and no type (as ours are written). A passport or a medical card is
+/// never read as the licence.
 fn licence_of(member: &Map<String, Value>) -> Option<&str> {
     let identifications = member.get("identifications")?.as_array()?;
     let index = licence_index(identifications)?;
@@ -137,10 +138,19 @@ fn licence_index(identifications: &[Value]) -> Option<usize> {
             t.contains("driver") || t.contains("licen")
         })
     };
+    let untyped = |id: &Value| {
+        id.get("type")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t.trim().is_empty())
+    };
     identifications
         .iter()
         .position(|id| carries_number(id) && is_licence_type(id))
-        .or_else(|| identifications.iter().position(carries_number))
+        .or_else(|| {
+            identifications
+                .iter()
+                .position(|id| carries_number(id) && untyped(id))
+        })
 }
 
 /// The newest note: the one with the latest `created` (epoch ms); among equals, or where BLAZE
