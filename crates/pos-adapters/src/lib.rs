@@ -190,7 +190,77 @@ fn connect_as<A: VendorAdapter>(
     config: &serde_json::Value,
     settings: &Settings,
 ) -> Result<Arc<dyn CustomerDirectory>, AdapterError> {
-    Ok(Arc::new(A::connect(config, settings)?))
+    let common: CommonConfig = parse_config(A::VENDOR, config)?;
+    let timeout = settings.clone().with_overrides(&common).timeout;
+    Ok(Arc::new(Bounded {
+        inner: A::connect(config, settings)?,
+        timeout,
+    }))
+}
+
+/// A store's adapter with every operation under one deadline, the store's timeout: the calls
+/// it makes (a token, a read, a write, the pages of a walk) share it, so a kiosk never waits
+/// the timeout once per call (see [`http::deadline`]).
+struct Bounded<A> {
+    inner: A,
+    timeout: std::time::Duration,
+}
+
+impl<A> Bounded<A> {
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.timeout
+    }
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for Bounded<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: CustomerDirectory> CustomerDirectory for Bounded<A> {
+    fn vendor(&self) -> Vendor {
+        self.inner.vendor()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn is_mirror(&self) -> bool {
+        self.inner.is_mirror()
+    }
+
+    async fn find(
+        &self,
+        query: &domain::CustomerQuery,
+    ) -> Result<domain::CustomerPage, domain::PosError> {
+        http::deadline::within(self.deadline(), self.inner.find(query)).await
+    }
+
+    async fn get(
+        &self,
+        id: &domain::CustomerId,
+    ) -> Result<Option<domain::Customer>, domain::PosError> {
+        http::deadline::within(self.deadline(), self.inner.get(id)).await
+    }
+
+    async fn create(
+        &self,
+        customer: &domain::NewCustomer,
+        key: &domain::CreateKey,
+    ) -> Result<domain::Customer, domain::PosError> {
+        http::deadline::within(self.deadline(), self.inner.create(customer, key)).await
+    }
+
+    async fn update(
+        &self,
+        id: &domain::CustomerId,
+        patch: &domain::CustomerPatch,
+    ) -> Result<domain::Customer, domain::PosError> {
+        http::deadline::within(self.deadline(), self.inner.update(id, patch)).await
+    }
 }
 
 /// The entry of `vendor` in [`VENDORS`]: `None` when this build has no adapter for it.

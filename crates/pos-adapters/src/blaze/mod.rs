@@ -364,7 +364,15 @@ impl Blaze {
         let limit = usize::try_from(query.limit.clamp(1, MAX_PAGE_SIZE)).unwrap_or(1);
         let mut customers: Vec<Customer> = Vec::new();
         let mut windows = 0;
-        for _ in 0..MAX_CALLS_PER_PAGE {
+        let mut slowest = std::time::Duration::ZERO;
+        for call in 0..MAX_CALLS_PER_PAGE {
+            // A walk over many windows must fit the operation's deadline: with too little
+            // time left for another call, the page ends here and the cursor goes on from it.
+            if call > 0 && crate::http::deadline::time_left().is_some_and(|left| left < slowest * 2)
+            {
+                break;
+            }
+            let started = std::time::Instant::now();
             let (start, end) = walk.window();
             let want = limit.saturating_sub(customers.len()).max(1);
             let request = self
@@ -374,6 +382,7 @@ impl Blaze {
                 .query("skip", &walk.skip.to_string())
                 .query("limit", &want.to_string());
             let answer = self.http.read(request).await?;
+            slowest = slowest.max(started.elapsed());
             let page = wire::page(answer.body()).map_err(|why| bad_answer(why, &answer))?;
             let received = page.values.len() as u64;
             // One member at a time, so a BLAZE that sends more than asked never overfills the

@@ -192,7 +192,12 @@ impl VendorHttp {
                 response: None,
             });
         }
-        let deadline = Instant::now() + self.settings.timeout;
+        // The call's own bound, and the operation's when it is one of several calls (a token,
+        // a read, a write): the whole operation ends within the store's timeout.
+        let mut deadline = Instant::now() + self.settings.timeout;
+        if let Some(operation) = super::deadline::current() {
+            deadline = deadline.min(operation);
+        }
         let redactor = self.redactor.with(&request.secrets);
         let attempts = self.settings.read_retries.saturating_add(1);
         let mut attempt = 0;

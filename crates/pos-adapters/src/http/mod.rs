@@ -5,6 +5,7 @@
 
 mod breaker;
 mod client;
+pub mod deadline;
 mod errors;
 mod redact;
 mod request;

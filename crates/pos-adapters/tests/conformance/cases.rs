@@ -91,6 +91,7 @@ cases! {
     reads_are_retried_then_unavailable_with_retry_after: All(&[ListCustomers]);
     a_read_that_fails_once_is_retried: All(&[ListCustomers]);
     a_slow_vendor_is_a_timeout_within_the_bound: All(&[ListCustomers]);
+    an_operation_of_several_calls_ends_within_the_store_timeout: All(&[ListCustomers, CreateCustomer, UpdateCustomer]);
     unreadable_answers_are_bad_answers_and_a_cut_is_unavailable: All(&[ListCustomers]);
     a_success_of_the_wrong_shape_is_a_bad_answer: All(&[ListCustomers, CreateCustomer]);
     a_create_is_never_sent_twice_whatever_happens_after_it_left: All(&[CreateCustomer]);
@@ -583,6 +584,49 @@ async fn a_slow_vendor_is_a_timeout_within_the_bound(v: Under) {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// However many calls an operation makes (a token, a read and a write; a walk over windows),
+/// the kiosk waits at most the store's timeout for it, not the timeout once per call.
+async fn an_operation_of_several_calls_ends_within_the_store_timeout(v: Under) {
+    let sent = v.customer(60);
+    let id = v
+        .connect()
+        .create(&sent, &new_key())
+        .await
+        .unwrap()
+        .customer_id;
+    v.seed(3);
+    let timeout = Duration::from_millis(600);
+    let pos = v.connect_with(&json!({"timeout": "600ms"}));
+    v.vendor().set_latency(Duration::from_millis(400));
+    let patch = CustomerPatch {
+        notes: Some(Some("slow".into())),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let updated = pos.update(&id, &patch).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(updated, Ok(_) | Err(PosError::Timeout { .. })),
+        "{updated:?}"
+    );
+    assert!(
+        took < timeout + Duration::from_millis(150),
+        "an update took {took:?}"
+    );
+    let started = Instant::now();
+    let listed = pos.find(&list(100)).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(listed, Ok(_) | Err(PosError::Timeout { .. })),
+        "{listed:?}"
+    );
+    assert!(
+        took < timeout + Duration::from_millis(150),
+        "a list took {took:?}"
+    );
+    v.vendor().set_latency(Duration::ZERO);
 }
 
 async fn unreadable_answers_are_bad_answers_and_a_cut_is_unavailable(v: Under) {
