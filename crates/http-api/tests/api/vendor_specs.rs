@@ -71,6 +71,24 @@ async fn a_treez_patch_leaves_every_other_field_at_treez_as_it_was(db: Db) {
         }
     }
     assert_eq!(after["notes"], "prefers edibles");
+
+    // Phones are unique at Treez: a PATCH giving another customer's is the contract's 409
+    // with that customer, and nothing changes.
+    let other = double.seed(json!({
+        "first_name": "Omar", "last_name": "Lee", "birthday": "1990-01-01",
+        "patient_type": "ADULT", "phone": "5550001111",
+    }));
+    let (status, conflict) = send(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/kiosk/customers/{other}"),
+        json!({"customer": {"phone": "777-777-7777"}}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["customer"]["customer_id"], id.as_str());
+    assert_eq!(double.customer(&other).unwrap()["phone"], "5550001111");
     let update = double
         .calls()
         .into_iter()
