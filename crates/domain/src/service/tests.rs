@@ -6,14 +6,22 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use mockall::predicate::eq;
 
+use super::read::Cursor;
 use super::*;
-use crate::customer::{CustomerForm, CustomerStatus, Input};
+use crate::customer::{
+    Customer, CustomerForm, CustomerId, CustomerPatch, CustomerStatus, Input, NewCustomer,
+};
 use crate::error::{PosError, RepositoryError};
+use crate::ports::{
+    Capabilities, CatalogId, Claim, CreateKey, IdempotencyKey, Operation, Store, Vendor,
+};
 use crate::ports::{
     MockCustomerDirectory, MockCustomerMirror, MockIdempotencyStore, MockPendingCreates,
     MockPosConnections, MockStoreRegistry, PendingCreate, PendingCreateId, StoreId,
 };
 use crate::query::CustomerPage;
+use crate::query::{CustomerQuery, PageToken};
+use crate::validation::{FieldError, ValidationErrors};
 
 fn catalog() -> CatalogId {
     CatalogId::parse("kiosk-1").unwrap()
