@@ -101,12 +101,31 @@ pub enum CustomerError {
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being processed")]
     IdempotencyKeyInProgress,
+    /// Another request is creating a customer with the same e-mail, phone or licence in this
+    /// store, and did not finish within the wait: a retry will get its customer as a 409.
+    #[error("a customer with this e-mail, phone or licence is being created by another request")]
+    CreateInProgress,
     #[error("the store's POS does not support {0}")]
     Unsupported(Operation),
     #[error(transparent)]
     Pos(PosError),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+}
+
+impl CustomerError {
+    /// Whether the same request may succeed if sent again unchanged: the POS or the database
+    /// could not be reached, or another request was still at work. An outcome holding one is
+    /// not kept for replay.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CustomerError::Pos(e) => e.is_unreachable() || matches!(e, PosError::BadAnswer { .. }),
+            CustomerError::Repository(RepositoryError::Unavailable(_))
+            | CustomerError::IdempotencyKeyInProgress
+            | CustomerError::CreateInProgress => true,
+            _ => false,
+        }
+    }
 }
 
 impl From<PosError> for CustomerError {

@@ -19,9 +19,10 @@ pub use customer::{
 };
 pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
-    Capabilities, CatalogId, Claim, CreateKey, CustomerDirectory, CustomerMirror, DuplicateKeys,
-    IdempotencyKey, IdempotencyStore, Operation, OptionalField, PendingCreate, PendingCreateId,
-    PendingCreates, PosConnections, SearchFilter, Store, StoreId, StoreRegistry, Vendor,
+    Capabilities, CatalogId, Claim, ClaimToken, CreateKey, CreateLease, CreateLocks,
+    CustomerDirectory, CustomerMirror, DuplicateKeys, IdempotencyKey, IdempotencyStore, Operation,
+    OptionalField, PendingCreate, PendingCreateId, PendingCreates, PosConnections, SearchFilter,
+    Store, StoreId, StoreRegistry, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
 pub use service::{

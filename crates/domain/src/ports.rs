@@ -465,11 +465,18 @@ pub struct IdempotencyKey {
     pub fingerprint: String,
 }
 
+/// Who holds a claim on an `Idempotency-Key`: only the holder may renew, complete or release
+/// it, so a request whose claim was taken over (it stalled past the abandon time) cannot
+/// overwrite the outcome of the one that took it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimToken(pub String);
+
 /// The answer to "may I process this request?".
 #[derive(Clone, Debug, PartialEq)]
 pub enum Claim {
-    /// Yes: nobody has used this key (or its record expired). Complete or release it.
-    Acquired,
+    /// Yes: nobody has used this key (or its record expired, or its holder stopped renewing
+    /// it). Renew it while working; complete or release it with the token.
+    Acquired(ClaimToken),
     /// No: it was processed; here is the saved outcome.
     Completed(serde_json::Value),
     /// No: the key came with a different request.
@@ -490,12 +497,67 @@ pub trait IdempotencyStore: Send + Sync {
     async fn wait(&self, key: &IdempotencyKey, timeout: Duration)
     -> Result<Claim, RepositoryError>;
 
+    /// How often a holder renews its claim: well within the time after which an unrenewed
+    /// claim is presumed abandoned and may be taken over.
+    fn renew_every(&self) -> Duration;
+
+    /// Keeps the claim alive while its holder works (a long bulk against a slow vendor);
+    /// `false` when it is no longer this holder's.
+    async fn renew(
+        &self,
+        key: &IdempotencyKey,
+        token: &ClaimToken,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Saves the outcome, if the claim is still this holder's (`false` otherwise: nothing is
+    /// written).
     async fn complete(
         &self,
         key: &IdempotencyKey,
+        token: &ClaimToken,
         outcome: &serde_json::Value,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Gives the key up after a failure, so that a retry may try again; only the holder's
+    /// claim, and never a saved outcome.
+    async fn release(
+        &self,
+        key: &IdempotencyKey,
+        token: &ClaimToken,
     ) -> Result<(), RepositoryError>;
 
-    /// Gives the key up after a failure, so that a retry may try again.
-    async fn release(&self, key: &IdempotencyKey) -> Result<(), RepositoryError>;
+    /// Deletes up to `limit` records past their 24 hours; answers how many went. Run on a
+    /// schedule, in bounded batches, so that the table does not grow for ever and no request's
+    /// data is kept past its promised life.
+    async fn purge_expired(&self, limit: u32) -> Result<u64, RepositoryError>;
+}
+
+/// Serialises creates per store and duplicate key, so that the duplicate check and the create
+/// that follows it are one step: two requests for the same new customer (in one bulk, from two
+/// kiosks, or on two replicas sharing the database) make one customer and one 409. Locks are
+/// leases: a holder that dies stops blocking others when its lease runs out.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CreateLocks: Send + Sync {
+    /// Takes the locks of every key in `keys` (all or none), waiting up to `wait` for other
+    /// holders; held for at most `lease`. `None`: another holder kept them past `wait`.
+    async fn acquire(
+        &self,
+        store: StoreId,
+        keys: &DuplicateKeys,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Option<CreateLease>, RepositoryError>;
+
+    /// Gives the locks up (those still this lease's).
+    async fn release(&self, lease: &CreateLease) -> Result<(), RepositoryError>;
+}
+
+/// Locks held by one create (see [`CreateLocks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateLease {
+    pub store: StoreId,
+    pub owner: String,
+    /// What was locked, as the lock store names it.
+    pub keys: Vec<String>,
 }

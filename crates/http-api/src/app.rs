@@ -120,9 +120,14 @@ pub fn service(config: &Config, database: &Database) -> CustomerService {
             database.clone(),
             pos_adapters::Settings::with_timeout(config.pos_timeout),
         )),
+        Arc::new(database.create_locks()),
         ServiceSettings::for_pos_timeout(config.pos_timeout),
     )
 }
+
+/// Expired idempotency records deleted per statement, and statements per pass.
+const PURGE_BATCH: u32 = 500;
+const PURGE_BATCHES: u32 = 20;
 
 /// The pause between recovery passes: a quarter of the orphan age (so an orphan waits at most
 /// that much past it), between 1 and 10 seconds.
@@ -179,6 +184,7 @@ async fn recover_until(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "recovery pass failed; trying again later"),
             }
+            purge_expired(&service).await;
             tokio::time::sleep(period).await;
         };
         tokio::select! {
@@ -187,6 +193,29 @@ async fn recover_until(
         }
     }
     tracing::info!("recovery of journaled vendor creates stopped");
+}
+
+/// Idempotency records past their 24 hours, in bounded batches (a short statement each, so
+/// kiosks' requests are never held up behind one long delete), at most `PURGE_BATCHES` per pass.
+async fn purge_expired(service: &CustomerService) {
+    let mut purged = 0;
+    for _ in 0..PURGE_BATCHES {
+        match service.purge_idempotency(PURGE_BATCH).await {
+            Ok(n) => {
+                purged += n;
+                if n < u64::from(PURGE_BATCH) {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not purge expired idempotency records");
+                break;
+            }
+        }
+    }
+    if purged > 0 {
+        tracing::info!(purged, "purged expired idempotency records");
+    }
 }
 
 /// Builds the application state from the configuration and an open database.

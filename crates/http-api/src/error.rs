@@ -37,6 +37,8 @@ pub enum ApiError {
     Duplicate(Box<Customer>),
     #[error("a request with this Idempotency-Key is still being processed")]
     IdempotencyKeyInProgress,
+    #[error("a customer with this e-mail, phone or licence is being created by another request")]
+    CreateInProgress,
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type")]
@@ -70,6 +72,7 @@ impl From<CustomerError> for ApiError {
             CustomerError::Duplicate(customer) => ApiError::Duplicate(customer),
             CustomerError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             CustomerError::IdempotencyKeyInProgress => ApiError::IdempotencyKeyInProgress,
+            CustomerError::CreateInProgress => ApiError::CreateInProgress,
             CustomerError::Unsupported(_) => ApiError::MethodNotAllowed,
             CustomerError::Pos(e) => ApiError::from_pos(e),
             CustomerError::Repository(e) => e.into(),
@@ -107,7 +110,9 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Duplicate(_) | ApiError::IdempotencyKeyInProgress => StatusCode::CONFLICT,
+            ApiError::Duplicate(_)
+            | ApiError::IdempotencyKeyInProgress
+            | ApiError::CreateInProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::IdempotencyKeyReused => {
@@ -142,6 +147,9 @@ impl ApiError {
             ApiError::IdempotencyKeyInProgress => json!({
                 "error": "a request with this Idempotency-Key is still being processed; retry later"
             }),
+            ApiError::CreateInProgress => json!({
+                "error": "a customer with this e-mail, phone or licence is being created by another request; retry later"
+            }),
             ApiError::PayloadTooLarge => {
                 json!({ "error": "the request body is larger than the limit of 1 MiB" })
             }
@@ -169,7 +177,7 @@ impl ApiError {
                     .unwrap_or(DEFAULT_RETRY_AFTER_SECS),
             ),
             ApiError::DatabaseUnavailable(_) => Some(DEFAULT_RETRY_AFTER_SECS),
-            ApiError::IdempotencyKeyInProgress => Some(1),
+            ApiError::IdempotencyKeyInProgress | ApiError::CreateInProgress => Some(1),
             _ => None,
         }
     }

@@ -19,6 +19,7 @@ use domain::{RepositoryError, StoreId};
 
 use crate::credentials::CredentialsKey;
 use crate::idempotency::IdempotencyRecords;
+use crate::locks::Locks;
 use crate::mirror::{LocalPos, Mirror};
 use crate::outbox::Outbox;
 use crate::settings::Settings;
@@ -227,6 +228,11 @@ impl Database {
 
     pub fn idempotency(&self) -> IdempotencyRecords {
         IdempotencyRecords::new(self.clone())
+    }
+
+    /// Leases per store and duplicate key, serialising creates of the same customer.
+    pub fn create_locks(&self) -> Locks {
+        Locks::new(self.clone())
     }
 
     /// The journal of vendor creates not yet accounted for in the mirror.

@@ -5,11 +5,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::{
-    ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
-    SelectableHelper as _,
+    BoolExpressionMethods as _, ExpressionMethods as _, OptionalExtension as _, QueryDsl as _,
+    Queryable, Selectable, SelectableHelper as _,
 };
 use diesel_async::RunQueryDsl as _;
-use domain::{Claim, IdempotencyKey, IdempotencyStore, RepositoryError};
+use domain::{Claim, ClaimToken, IdempotencyKey, IdempotencyStore, RepositoryError};
 
 use crate::database::{Database, db_error, now};
 use crate::schema::idempotency_keys as keys;
@@ -39,6 +39,12 @@ struct Record {
     fingerprint: String,
     outcome: Option<String>,
     created_at: NaiveDateTime,
+    claimed_at: Option<NaiveDateTime>,
+}
+
+/// A holder's name for one claim: unique, so a taken-over claim's first holder is told apart.
+fn new_token() -> ClaimToken {
+    ClaimToken(uuid::Uuid::new_v4().to_string())
 }
 
 fn delta(duration: Duration) -> TimeDelta {
@@ -74,19 +80,22 @@ impl IdempotencyStore for IdempotencyRecords {
         with_connection!(self.db, |conn| {
             for _ in 0..CLAIM_ATTEMPTS {
                 let now = now();
+                let token = new_token();
                 let inserted = diesel::insert_into(keys::table)
                     .values((
                         keys::scope.eq(&key.scope),
                         keys::key.eq(&key.key),
                         keys::fingerprint.eq(&key.fingerprint),
                         keys::created_at.eq(now),
+                        keys::claimed_at.eq(now),
+                        keys::owner.eq(&token.0),
                     ))
                     .on_conflict_do_nothing()
                     .execute(conn)
                     .await
                     .map_err(db_error)?;
                 if inserted == 1 {
-                    return Ok(Claim::Acquired);
+                    return Ok(Claim::Acquired(token));
                 }
                 let Some(record) = this_key
                     .select(Record::as_select())
@@ -117,20 +126,26 @@ impl IdempotencyStore for IdempotencyRecords {
                             ))
                         });
                 }
+                // Abandoned: its holder stopped renewing it (it died, or lost the database).
                 let abandoned = now - self.abandon_after;
-                if record.created_at < abandoned {
+                let last_alive = record.claimed_at.unwrap_or(record.created_at);
+                if last_alive < abandoned {
                     let taken = diesel::update(
                         this_key
                             .filter(keys::fingerprint.eq(&key.fingerprint))
                             .filter(keys::completed_at.is_null())
-                            .filter(keys::created_at.lt(abandoned)),
+                            .filter(
+                                keys::claimed_at
+                                    .lt(abandoned)
+                                    .or(keys::claimed_at.is_null()),
+                            ),
                     )
-                    .set(keys::created_at.eq(now))
+                    .set((keys::claimed_at.eq(now), keys::owner.eq(&token.0)))
                     .execute(conn)
                     .await
                     .map_err(db_error)?;
                     if taken == 1 {
-                        return Ok(Claim::Acquired);
+                        return Ok(Claim::Acquired(token));
                     }
                     continue; // someone else took it over, or it finished: look again
                 }
@@ -156,17 +171,48 @@ impl IdempotencyStore for IdempotencyRecords {
         }
     }
 
+    fn renew_every(&self) -> Duration {
+        // A third of the abandon time: two renewals may fail before a claim can be taken over.
+        (self.abandon_after / 3)
+            .to_std()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
+    async fn renew(
+        &self,
+        key: &IdempotencyKey,
+        token: &ClaimToken,
+    ) -> Result<bool, RepositoryError> {
+        let renewed = with_connection!(self.db, |conn| {
+            diesel::update(
+                keys::table
+                    .filter(keys::scope.eq(key.scope.as_str()))
+                    .filter(keys::key.eq(key.key.as_str()))
+                    .filter(keys::owner.eq(token.0.as_str()))
+                    .filter(keys::completed_at.is_null()),
+            )
+            .set(keys::claimed_at.eq(now()))
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })?;
+        Ok(renewed == 1)
+    }
+
     async fn complete(
         &self,
         key: &IdempotencyKey,
+        token: &ClaimToken,
         outcome: &serde_json::Value,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<bool, RepositoryError> {
         let completed = with_connection!(self.db, |conn| {
             diesel::update(
                 keys::table
                     .filter(keys::scope.eq(key.scope.as_str()))
                     .filter(keys::key.eq(key.key.as_str()))
-                    .filter(keys::fingerprint.eq(key.fingerprint.as_str())),
+                    .filter(keys::fingerprint.eq(key.fingerprint.as_str()))
+                    .filter(keys::owner.eq(token.0.as_str()))
+                    .filter(keys::completed_at.is_null()),
             )
             .set((
                 keys::outcome.eq(Some(outcome.to_string())),
@@ -176,26 +222,59 @@ impl IdempotencyStore for IdempotencyRecords {
             .await
             .map_err(db_error)
         })?;
-        if completed == 0 {
-            tracing::warn!(scope = %key.scope, "idempotency record vanished before its request completed");
-        }
-        Ok(())
+        Ok(completed == 1)
     }
 
-    /// Deletes the record unless it has completed (a saved outcome is never given up).
-    async fn release(&self, key: &IdempotencyKey) -> Result<(), RepositoryError> {
+    /// Deletes the record unless it has completed (a saved outcome is never given up) or is
+    /// no longer this holder's.
+    async fn release(
+        &self,
+        key: &IdempotencyKey,
+        token: &ClaimToken,
+    ) -> Result<(), RepositoryError> {
         with_connection!(self.db, |conn| {
             diesel::delete(
                 keys::table
                     .filter(keys::scope.eq(key.scope.as_str()))
                     .filter(keys::key.eq(key.key.as_str()))
                     .filter(keys::fingerprint.eq(key.fingerprint.as_str()))
+                    .filter(keys::owner.eq(token.0.as_str()))
                     .filter(keys::completed_at.is_null()),
             )
             .execute(conn)
             .await
             .map(drop)
             .map_err(db_error)
+        })
+    }
+
+    /// One bounded batch: the oldest `limit` expired records' keys, then those records (a key
+    /// may be named twice across scopes: only expired rows are ever deleted).
+    async fn purge_expired(&self, limit: u32) -> Result<u64, RepositoryError> {
+        let cutoff = now() - self.expire_after;
+        with_connection!(self.db, |conn| {
+            let batch: Vec<(String, String)> = keys::table
+                .filter(keys::created_at.lt(cutoff))
+                .order(keys::created_at.asc())
+                .limit(i64::from(limit))
+                .select((keys::scope, keys::key))
+                .load(conn)
+                .await
+                .map_err(db_error)?;
+            if batch.is_empty() {
+                return Ok(0);
+            }
+            let (scopes, names): (Vec<String>, Vec<String>) = batch.into_iter().unzip();
+            let deleted = diesel::delete(
+                keys::table
+                    .filter(keys::created_at.lt(cutoff))
+                    .filter(keys::scope.eq_any(&scopes))
+                    .filter(keys::key.eq_any(&names)),
+            )
+            .execute(conn)
+            .await
+            .map_err(db_error)?;
+            Ok(deleted as u64)
         })
     }
 }

@@ -36,6 +36,7 @@ pub(crate) struct Relaxed {
 mod credentials;
 mod database;
 mod idempotency;
+mod locks;
 mod mirror;
 mod outbox;
 mod schema;
@@ -45,6 +46,7 @@ mod stores;
 pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
 pub use database::{Backend, Database, PersistenceError};
 pub use idempotency::IdempotencyRecords;
+pub use locks::Locks;
 pub use mirror::{LocalPos, Mirror};
 pub use outbox::Outbox;
 pub use settings::Settings;

@@ -133,6 +133,9 @@ struct NewCustomerRow {
     store_id: i64,
     pos_customer_id: String,
     created_at: NaiveDateTime,
+    /// The store's id on rows of a `local` store, whose keys are unique per store; NULL (never
+    /// colliding) on a vendor's mirror rows.
+    local_store_id: Option<i64>,
     #[diesel(embed)]
     fields: CustomerFields,
 }
@@ -143,6 +146,7 @@ impl NewCustomerRow {
             store_id: store.0,
             pos_customer_id: customer.customer_id.as_str().to_owned(),
             created_at: now,
+            local_store_id: None,
             fields: CustomerFields::of(customer, now),
         }
     }
@@ -244,16 +248,53 @@ impl Mirror {
         Self { db }
     }
 
-    async fn insert(&self, store: StoreId, customer: &Customer) -> Result<(), RepositoryError> {
-        let row = NewCustomerRow::of(store, customer, now());
-        with_connection!(self.db, |conn| {
+    /// Inserts a `local` store's new customer unless the store has one with the same e-mail,
+    /// phone or licence: one statement, its unique keys the duplicate check. `false`: it has.
+    async fn insert_local(
+        &self,
+        store: StoreId,
+        customer: &Customer,
+    ) -> Result<bool, RepositoryError> {
+        let row = NewCustomerRow {
+            local_store_id: Some(store.0),
+            ..NewCustomerRow::of(store, customer, now())
+        };
+        let inserted = with_connection!(self.db, |conn| {
             diesel::insert_into(customers::table)
                 .values(&row)
+                .on_conflict_do_nothing()
                 .execute(conn)
                 .await
-                .map(drop)
                 .map_err(db_error)
-        })
+        })?;
+        Ok(inserted == 1)
+    }
+
+    /// The oldest customer of the store other than `except` matching any one of the keys.
+    async fn find_other(
+        &self,
+        store: StoreId,
+        keys: &DuplicateKeys,
+        except: &CustomerId,
+    ) -> Result<Option<Customer>, RepositoryError> {
+        let row = with_connection!(self.db, |conn| {
+            customers::table
+                .filter(customers::store_id.eq(store.0))
+                .filter(customers::pos_customer_id.ne(except.as_str()))
+                .filter(
+                    customers::email_lower
+                        .eq(keys.email.as_deref())
+                        .or(customers::phone_digits.eq(keys.phone_digits.as_deref()))
+                        .or(customers::drivers_license_key.eq(keys.drivers_license.as_deref())),
+                )
+                .order(customers::id.asc())
+                .select(CustomerRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+                .map_err(db_error)
+        })?;
+        row.map(CustomerRow::into_customer).transpose()
     }
 
     /// Applies `patch` to the stored customer in one transaction; `Ok(None)` when absent.
@@ -573,24 +614,63 @@ impl CustomerDirectory for LocalPos {
     }
 
     /// The key is not needed: the create is one statement in our own database, never re-sent.
+    /// A customer of the store with the same e-mail, phone or licence is `PosError::Duplicate`,
+    /// decided by that statement (so two at once make one customer).
     async fn create(&self, customer: &NewCustomer, _key: &CreateKey) -> Result<Customer, PosError> {
         let id = CustomerId::parse(&uuid::Uuid::now_v7().to_string()).ok_or_else(|| {
             PosError::Storage(RepositoryError::Other("generated an invalid id".to_owned()))
         })?;
         let created = customer.clone().into_customer(id, CustomerStatus::active());
-        self.mirror
-            .insert(self.store, &created)
-            .await
-            .map_err(PosError::Storage)?;
-        Ok(created)
-    }
-
-    async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError> {
-        self.mirror
-            .update(self.store, id, patch)
+        if self
+            .mirror
+            .insert_local(self.store, &created)
             .await
             .map_err(PosError::Storage)?
-            .ok_or(PosError::NotFound)
+        {
+            return Ok(created);
+        }
+        self.duplicate_of(&created).await
+    }
+
+    /// Another customer's e-mail, phone or licence is that customer's 409, as at a vendor.
+    async fn update(&self, id: &CustomerId, patch: &CustomerPatch) -> Result<Customer, PosError> {
+        match self.mirror.update(self.store, id, patch).await {
+            Ok(Some(updated)) => Ok(updated),
+            Ok(None) => Err(PosError::NotFound),
+            Err(RepositoryError::Conflict(_)) => {
+                let mut patched = self
+                    .mirror
+                    .get(self.store, id)
+                    .await
+                    .map_err(PosError::Storage)?
+                    .ok_or(PosError::NotFound)?;
+                patched.apply(patch);
+                self.duplicate_of(&patched).await
+            }
+            Err(e) => Err(PosError::Storage(e)),
+        }
+    }
+}
+
+impl LocalPos {
+    /// The customer whose keys `customer`'s collided with.
+    async fn duplicate_of(&self, customer: &Customer) -> Result<Customer, PosError> {
+        match self
+            .mirror
+            .find_other(
+                self.store,
+                &customer.duplicate_keys(),
+                &customer.customer_id,
+            )
+            .await
+            .map_err(PosError::Storage)?
+        {
+            Some(existing) => Err(PosError::Duplicate(Box::new(existing))),
+            // Gone again between the two statements: the kiosk may simply retry.
+            None => Err(PosError::Storage(RepositoryError::Unavailable(
+                "a customer with the same keys was being written; retry".to_owned(),
+            ))),
+        }
     }
 }
 

@@ -40,6 +40,7 @@ diesel::table! {
         notes -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        local_store_id -> Nullable<BigInt>,
     }
 }
 
@@ -51,6 +52,17 @@ diesel::table! {
         outcome -> Nullable<Text>,
         created_at -> Timestamp,
         completed_at -> Nullable<Timestamp>,
+        owner -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    create_locks (store_id, lock_key) {
+        store_id -> BigInt,
+        lock_key -> Text,
+        owner -> Text,
+        expires_at -> Timestamp,
     }
 }
 

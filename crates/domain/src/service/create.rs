@@ -4,11 +4,13 @@
 use futures::StreamExt;
 
 use super::fields::{ensure, has, reject_blank, with_unreadable};
+use super::lookup::PosLookup;
 use super::{BulkItem, CreateOutcome, CustomerService, Opened, Pos};
 use crate::customer::{Customer, NewCustomer};
 use crate::error::{CustomerError, PosError};
 use crate::ports::{
-    CatalogId, CreateKey, IdempotencyKey, Operation, OptionalField, PendingCreateId, Store,
+    CatalogId, CreateKey, CustomerDirectory, IdempotencyKey, Operation, OptionalField,
+    PendingCreateId, Store,
 };
 use crate::validation::ValidationErrors;
 
@@ -79,19 +81,60 @@ impl CustomerService {
             .iter()
             .filter(|field| !has(&customer, **field));
         reject_blank(missing)?;
-        if let Some(existing) = self.find_duplicate(store, pos, &customer).await? {
-            return Ok(CreateOutcome::AlreadyExists(existing));
-        }
         let directory = match pos {
             Pos::Local(directory) => {
-                // The `local` POS writes the mirror itself, in one statement: nothing to journal.
+                // The `local` POS writes the mirror itself, in one statement whose unique keys
+                // per store make the duplicate check and the insert one step: nothing to lock,
+                // nothing to journal.
                 let key = key.unwrap_or_else(|| CreateKey::derive(&[&uuid_v4()]));
-                return Ok(CreateOutcome::Created(
-                    directory.create(&customer, &key).await?,
-                ));
+                return match directory.create(&customer, &key).await {
+                    Ok(created) => Ok(CreateOutcome::Created(created)),
+                    Err(PosError::Duplicate(existing)) => {
+                        Ok(CreateOutcome::AlreadyExists(*existing))
+                    }
+                    Err(e) => Err(e.into()),
+                };
             }
             Pos::Vendor(directory) => directory.as_ref(),
         };
+        // The duplicate check and the vendor's create, one request at a time per duplicate key
+        // of this store (across replicas too), so that two requests for one new customer make
+        // one customer and one 409. Without keys there is nothing to be a duplicate of.
+        let keys = customer.duplicate_keys();
+        if keys.is_empty() {
+            return self.vendor_create(store, directory, customer, key).await;
+        }
+        let lease = self
+            .locks
+            .acquire(
+                store.id,
+                &keys,
+                self.settings.orphan_age,
+                self.settings.idempotency_wait,
+            )
+            .await?
+            .ok_or(CustomerError::CreateInProgress)?;
+        let outcome = match self.find_duplicate(store, pos, &customer).await {
+            Ok(Some(existing)) => Ok(CreateOutcome::AlreadyExists(existing)),
+            Ok(None) => self.vendor_create(store, directory, customer, key).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = self.locks.release(&lease).await {
+            // Its lease runs out on its own: others wait a little longer, nothing worse.
+            tracing::warn!(store = %store.id, error = %e, "could not release a create's locks");
+        }
+        outcome
+    }
+
+    /// The vendor's create, journaled, with the mirror written after; the caller has checked
+    /// for a duplicate and holds the customer's keys.
+    async fn vendor_create(
+        &self,
+        store: &Store,
+        directory: &dyn CustomerDirectory,
+        customer: NewCustomer,
+        key: Option<CreateKey>,
+    ) -> Result<CreateOutcome, CustomerError> {
         // Journaled before the vendor can see it, so a crash between the vendor's create and
         // the mirror write leaves an entry for `recover_pending`. Nothing was sent if this
         // fails, so the create fails with it rather than go unjournaled.
@@ -120,7 +163,7 @@ impl CustomerService {
                 return Ok(CreateOutcome::AlreadyExists(*existing));
             }
             Err(error) if outcome_unknown(&error) => {
-                match self.reconcile(store, pos, &customer).await {
+                match self.reconcile(store, directory, &customer).await {
                     // The look-up's copy lacks what the POS never gives back: the kiosk's.
                     Some(found) => with_unreadable(found, &customer, directory.capabilities()),
                     None => {
@@ -174,7 +217,7 @@ impl CustomerService {
     async fn reconcile(
         &self,
         store: &Store,
-        pos: &Pos,
+        directory: &dyn CustomerDirectory,
         customer: &NewCustomer,
     ) -> Option<Customer> {
         if customer.duplicate_keys().is_empty() {
@@ -182,10 +225,15 @@ impl CustomerService {
         }
         // A timer only, no I/O: the domain stays runtime-agnostic in all but this wait.
         tokio::time::sleep(self.settings.reconcile_after).await;
-        match self.find_duplicate(store, pos, customer).await {
-            Ok(found) => {
-                tracing::warn!(store = %store.id, found = found.is_some(), "reconciled a create whose answer was lost");
-                found
+        // By identity: someone else sharing a key (a household's phone) is not this create.
+        match self.find_same(store, directory, customer).await {
+            Ok(PosLookup::Found(found) | PosLookup::Mirrored(found)) => {
+                tracing::warn!(store = %store.id, "reconciled a create whose answer was lost");
+                Some(*found)
+            }
+            Ok(PosLookup::Absent | PosLookup::Unsearchable) => {
+                tracing::warn!(store = %store.id, "a create whose answer was lost is not at the vendor (yet)");
+                None
             }
             Err(error) => {
                 tracing::warn!(store = %store.id, %error, "could not reconcile a create whose answer was lost");

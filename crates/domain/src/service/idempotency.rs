@@ -1,19 +1,43 @@
 //! At most once per `Idempotency-Key`: a replay answers the saved outcome.
 
 use std::future::Future;
+use std::pin::pin;
 
+use futures::future::{Either, select};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::CustomerService;
-use crate::error::CustomerError;
-use crate::ports::{Claim, IdempotencyKey};
+use super::{BulkItem, CreateOutcome, CustomerService};
+use crate::error::{CustomerError, RepositoryError};
+use crate::ports::{Claim, ClaimToken, IdempotencyKey};
+
+/// An outcome that may be saved for replay.
+pub(super) trait Replayable: Serialize + DeserializeOwned {
+    /// Whether a retry should get this outcome again rather than another try: not when part
+    /// of it failed for a passing reason (a vendor's 503), which a retry may well get past.
+    fn worth_keeping(&self) -> bool;
+}
+
+impl Replayable for CreateOutcome {
+    fn worth_keeping(&self) -> bool {
+        true
+    }
+}
+
+impl Replayable for Vec<BulkItem> {
+    fn worth_keeping(&self) -> bool {
+        !self
+            .iter()
+            .any(|item| matches!(item, Err(e) if e.is_transient()))
+    }
+}
 
 impl CustomerService {
     /// Runs `work` at most once per key: a replay returns the saved outcome, a concurrent
-    /// request waits for the first. Outcomes are saved only on success, so a retry after a
-    /// failure (POS down, say) gets another chance.
-    pub(super) async fn idempotent<T: Serialize + DeserializeOwned>(
+    /// request waits for the first. The claim is renewed while `work` runs, so a long bulk is
+    /// never taken over and run twice; only its holder completes it. Outcomes are saved only
+    /// when worth keeping, so a retry after a failure (POS down, say) gets another chance.
+    pub(super) async fn idempotent<T: Replayable>(
         &self,
         key: Option<&IdempotencyKey>,
         work: impl Future<Output = Result<T, CustomerError>>,
@@ -29,28 +53,14 @@ impl CustomerService {
                 .await?;
         }
         match claim {
-            Claim::Acquired => {
-                let result = work.await;
+            Claim::Acquired(token) => {
+                let result = self.renewing(key, &token, work).await;
                 match &result {
-                    Ok(outcome) => {
-                        let saved = serde_json::to_value(outcome).map_err(|e| {
-                            crate::error::RepositoryError::Other(format!(
-                                "outcome not serialisable: {e}"
-                            ))
-                        });
-                        match saved {
-                            Ok(saved) => {
-                                if let Err(e) = self.idempotency.complete(key, &saved).await {
-                                    tracing::error!(error = %e, "could not save an idempotent outcome");
-                                }
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %e, "could not save an idempotent outcome")
-                            }
-                        }
+                    Ok(outcome) if outcome.worth_keeping() => {
+                        self.save(key, &token, outcome).await;
                     }
-                    Err(_) => {
-                        if let Err(e) = self.idempotency.release(key).await {
+                    _ => {
+                        if let Err(e) = self.idempotency.release(key, &token).await {
                             tracing::error!(error = %e, "could not release an idempotency key");
                         }
                     }
@@ -58,12 +68,60 @@ impl CustomerService {
                 result
             }
             Claim::Completed(saved) => serde_json::from_value(saved).map_err(|e| {
-                CustomerError::Repository(crate::error::RepositoryError::Corrupt(format!(
+                CustomerError::Repository(RepositoryError::Corrupt(format!(
                     "saved idempotent outcome: {e}"
                 )))
             }),
             Claim::Mismatch => Err(CustomerError::IdempotencyKeyReused),
             Claim::InProgress => Err(CustomerError::IdempotencyKeyInProgress),
         }
+    }
+
+    /// `work`, with the claim renewed every `renew_every` until it is done. A renewal that
+    /// fails is logged and the work goes on: stopping half-way through a bulk would lose more.
+    async fn renewing<T>(
+        &self,
+        key: &IdempotencyKey,
+        token: &ClaimToken,
+        work: impl Future<Output = Result<T, CustomerError>>,
+    ) -> Result<T, CustomerError> {
+        let every = self.idempotency.renew_every();
+        let mut work = pin!(work);
+        loop {
+            // A timer only, no I/O: the domain stays runtime-agnostic in all but this wait.
+            let tick = pin!(tokio::time::sleep(every));
+            match select(work.as_mut(), tick).await {
+                Either::Left((result, _)) => return result,
+                Either::Right(((), _)) => match self.idempotency.renew(key, token).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(scope = %key.scope, "an idempotency claim was taken over while its request ran; its outcome will not be saved");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not renew an idempotency claim"),
+                },
+            }
+        }
+    }
+
+    async fn save<T: Serialize>(&self, key: &IdempotencyKey, token: &ClaimToken, outcome: &T) {
+        let saved = match serde_json::to_value(outcome) {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::error!(error = %e, "could not save an idempotent outcome: not serialisable");
+                return;
+            }
+        };
+        match self.idempotency.complete(key, token, &saved).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(scope = %key.scope, "an idempotent outcome was not saved: the claim is no longer this request's");
+            }
+            Err(e) => tracing::error!(error = %e, "could not save an idempotent outcome"),
+        }
+    }
+
+    /// Deletes up to `limit` idempotency records past their life; how many went.
+    pub async fn purge_idempotency(&self, limit: u32) -> Result<u64, CustomerError> {
+        Ok(self.idempotency.purge_expired(limit).await?)
     }
 }

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::customer::Customer;
 use crate::error::CustomerError;
 use crate::ports::{
-    CatalogId, CustomerDirectory, CustomerMirror, IdempotencyStore, OptionalField, PendingCreates,
-    PosConnections, Store, StoreRegistry,
+    CatalogId, CreateLocks, CustomerDirectory, CustomerMirror, IdempotencyStore, OptionalField,
+    PendingCreates, PosConnections, Store, StoreRegistry,
 };
 use crate::query::PageToken;
 
@@ -155,6 +155,7 @@ pub struct CustomerService {
     idempotency: Arc<dyn IdempotencyStore>,
     pending: Arc<dyn PendingCreates>,
     connections: Arc<dyn PosConnections>,
+    locks: Arc<dyn CreateLocks>,
     settings: ServiceSettings,
 }
 
@@ -197,6 +198,7 @@ impl CustomerService {
         idempotency: Arc<dyn IdempotencyStore>,
         pending: Arc<dyn PendingCreates>,
         connections: Arc<dyn PosConnections>,
+        locks: Arc<dyn CreateLocks>,
         settings: ServiceSettings,
     ) -> Self {
         Self {
@@ -205,6 +207,7 @@ impl CustomerService {
             idempotency,
             pending,
             connections,
+            locks,
             settings,
         }
     }

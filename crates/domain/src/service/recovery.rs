@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::fields::{has, with_unreadable};
-use super::lookup::PosLookup;
+use super::lookup::{Match, PosLookup};
 use super::{CustomerService, Pos, RecoveryReport};
 use crate::error::CustomerError;
 use crate::ports::{CustomerDirectory, OptionalField, PendingCreate, Store, StoreId};
@@ -103,7 +103,12 @@ impl CustomerService {
             Pos::Local(_) => return self.drop_entry(entry).await,
             Pos::Vendor(directory) => directory,
         };
-        match self.mirror.find_duplicate(store.id, &keys).await {
+        // By the journaled customer's own identity: someone sharing its phone (a household)
+        // is not it, and settling on them would lose it.
+        match self
+            .mirrored_same(&store, directory.capabilities(), customer)
+            .await
+        {
             Ok(Some(_)) => {
                 tracing::info!(store = %store.id, %pending, "recovery: the customer is in the mirror; settled");
                 return self.settle_recovered(entry).await;
@@ -117,8 +122,11 @@ impl CustomerService {
         if unreachable.contains(&store.id) {
             return self.postpone(entry).await;
         }
-        match self.look_up_at_pos(directory.as_ref(), customer).await {
-            Ok(PosLookup::Found(found)) => {
+        match self
+            .look_up_at_pos(directory.as_ref(), customer, Match::Identity)
+            .await
+        {
+            Ok(PosLookup::Found(found) | PosLookup::Mirrored(found)) => {
                 // The look-up's copy lacks what the POS never gives back: the journaled
                 // customer has what the kiosk gave.
                 let caps = directory.capabilities();

@@ -13,11 +13,13 @@ use crate::customer::{
 };
 use crate::error::{PosError, RepositoryError};
 use crate::ports::{
-    Capabilities, CatalogId, Claim, CreateKey, IdempotencyKey, Operation, Store, Vendor,
+    Capabilities, CatalogId, Claim, ClaimToken, CreateKey, CreateLease, IdempotencyKey, Operation,
+    Store, Vendor,
 };
 use crate::ports::{
-    MockCustomerDirectory, MockCustomerMirror, MockIdempotencyStore, MockPendingCreates,
-    MockPosConnections, MockStoreRegistry, PendingCreate, PendingCreateId, StoreId,
+    MockCreateLocks, MockCustomerDirectory, MockCustomerMirror, MockIdempotencyStore,
+    MockPendingCreates, MockPosConnections, MockStoreRegistry, PendingCreate, PendingCreateId,
+    StoreId,
 };
 use crate::query::CustomerPage;
 use crate::query::{CustomerQuery, PageToken};
@@ -51,6 +53,10 @@ fn customer(id: &str, email: &str) -> Customer {
     new_customer(email).into_customer(CustomerId::parse(id).unwrap(), CustomerStatus::active())
 }
 
+fn token() -> ClaimToken {
+    ClaimToken("holder-1".into())
+}
+
 fn key() -> IdempotencyKey {
     IdempotencyKey {
         scope: "kiosk-1:create".into(),
@@ -65,6 +71,7 @@ struct Ports {
     mirror: MockCustomerMirror,
     idempotency: MockIdempotencyStore,
     pending: MockPendingCreates,
+    locks: MockCreateLocks,
     directory: MockCustomerDirectory,
     vendor: Vendor,
 }
@@ -86,11 +93,26 @@ impl Ports {
         let mut directory = MockCustomerDirectory::new();
         directory.expect_vendor().return_const(vendor);
         directory.expect_is_mirror().return_const(is_mirror);
+        // Every create gets its locks at once unless a test says otherwise.
+        let mut locks = MockCreateLocks::new();
+        locks.expect_acquire().returning(|store, _, _, _| {
+            Ok(Some(CreateLease {
+                store,
+                owner: "holder-1".into(),
+                keys: vec!["k".into()],
+            }))
+        });
+        locks.expect_release().returning(|_| Ok(()));
+        let mut idempotency = MockIdempotencyStore::new();
+        idempotency
+            .expect_renew_every()
+            .return_const(Duration::from_secs(60));
         Self {
             stores,
             mirror: MockCustomerMirror::new(),
-            idempotency: MockIdempotencyStore::new(),
+            idempotency,
             pending: MockPendingCreates::new(),
+            locks,
             directory,
             vendor,
         }
@@ -132,6 +154,7 @@ impl Ports {
             Arc::new(self.idempotency),
             Arc::new(self.pending),
             Arc::new(connections),
+            Arc::new(self.locks),
             ServiceSettings {
                 bulk_concurrency: 2,
                 idempotency_wait: Duration::from_millis(10),
@@ -141,6 +164,21 @@ impl Ports {
             },
         )
     }
+}
+
+/// What the mirror answers when a lost create or a journaled one is looked for by identity
+/// (every key at once, a page of candidates).
+fn mirror_by_identity(ports: &mut Ports, customers: Vec<Customer>) {
+    ports
+        .mirror
+        .expect_find()
+        .withf(|_, q| q.limit == 25)
+        .returning(move |_, _| {
+            Ok(CustomerPage {
+                customers: customers.clone(),
+                next: None,
+            })
+        });
 }
 
 const ORPHAN_AGE: Duration = Duration::from_secs(7);
@@ -221,8 +259,11 @@ async fn create_key_of(idempotency: Option<IdempotencyKey>) -> CreateKey {
         ports
             .idempotency
             .expect_claim()
-            .returning(|_| Ok(Claim::Acquired));
-        ports.idempotency.expect_complete().returning(|_, _| Ok(()));
+            .returning(|_| Ok(Claim::Acquired(token())));
+        ports
+            .idempotency
+            .expect_complete()
+            .returning(|_, _, _| Ok(true));
     }
     ports
         .build()
@@ -357,11 +398,8 @@ async fn a_duplicate_found_by_pos_search_is_reported_and_mirrored() {
 #[tokio::test]
 async fn the_local_pos_is_not_searched_twice_nor_mirrored() {
     let mut ports = Ports::with_vendor(Vendor::Local, true).capabilities(Capabilities::ALL);
-    ports
-        .mirror
-        .expect_find_duplicate()
-        .times(1)
-        .returning(|_, _| Ok(None));
+    // The local POS's insert is its own duplicate check: one statement, no look-up first.
+    ports.mirror.expect_find_duplicate().never();
     ports.directory.expect_find().never();
     ports.mirror.expect_upsert().never();
     ports.pending.expect_record().never();
@@ -494,11 +532,12 @@ async fn a_failed_create_releases_its_key_and_saves_nothing() {
     ports
         .idempotency
         .expect_claim()
-        .returning(|_| Ok(Claim::Acquired));
+        .returning(|_| Ok(Claim::Acquired(token())));
     ports
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     ports
         .directory
         .expect_find()
@@ -514,7 +553,7 @@ async fn a_failed_create_releases_its_key_and_saves_nothing() {
         .idempotency
         .expect_release()
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(()));
     ports.idempotency.expect_complete().never();
     let outcome = ports
         .build()
@@ -532,7 +571,7 @@ async fn a_successful_create_saves_its_outcome_under_the_key() {
     ports
         .idempotency
         .expect_claim()
-        .returning(|_| Ok(Claim::Acquired));
+        .returning(|_| Ok(Claim::Acquired(token())));
     ports
         .mirror
         .expect_find_duplicate()
@@ -544,14 +583,15 @@ async fn a_successful_create_saves_its_outcome_under_the_key() {
     ports
         .idempotency
         .expect_complete()
-        .withf(|k, saved| {
+        .withf(|k, t, saved| {
             k == &key()
+                && t == &token()
                 && serde_json::from_value::<CreateOutcome>(saved.clone()).is_ok_and(
                     |o| matches!(o, CreateOutcome::Created(c) if c.customer_id.as_str() == "3"),
                 )
         })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(true));
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("a@b.co"), Some(&key()))
@@ -848,10 +888,10 @@ async fn a_mirror_write_failure_does_not_fail_a_successful_update() {
 #[tokio::test]
 async fn bulk_keeps_input_order_and_reports_each_item() {
     let mut ports = Ports::with_vendor(Vendor::Local, true).capabilities(Capabilities::ALL);
-    ports.mirror.expect_find_duplicate().returning(|_, keys| {
-        Ok((keys.email.as_deref() == Some("dup@b.co")).then(|| customer("9", "dup@b.co")))
-    });
-    ports.directory.expect_create().times(2).returning(|c, _| {
+    ports.directory.expect_create().times(3).returning(|c, _| {
+        if c.email.as_ref().unwrap().as_str() == "dup@b.co" {
+            return Err(PosError::Duplicate(Box::new(customer("9", "dup@b.co"))));
+        }
         let id = c
             .email
             .as_ref()
@@ -903,6 +943,7 @@ async fn capabilities_of_a_vendor_without_an_adapter_are_all_false() {
         Arc::new(MockIdempotencyStore::new()),
         Arc::new(MockPendingCreates::new()),
         Arc::new(connections),
+        Arc::new(MockCreateLocks::new()),
         ServiceSettings::default(),
     );
     let (vendor, caps) = service.capabilities(&catalog()).await.unwrap();
@@ -928,6 +969,7 @@ async fn a_store_whose_config_is_unusable_says_so_instead_of_supporting_nothing(
         Arc::new(MockIdempotencyStore::new()),
         Arc::new(MockPendingCreates::new()),
         Arc::new(connections),
+        Arc::new(MockCreateLocks::new()),
         ServiceSettings::default(),
     );
     let error = service.capabilities(&catalog()).await.unwrap_err();
@@ -1046,6 +1088,7 @@ async fn a_reconciled_create_keeps_what_the_kiosk_gave_that_the_pos_never_gives_
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     let mut seq = mockall::Sequence::new();
     ports
         .directory
@@ -1111,6 +1154,7 @@ async fn a_create_whose_answer_was_lost_is_found_at_the_pos_and_not_repeated() {
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     // Before the create: nobody. After it timed out: the vendor has the customer after all.
     let mut seq = mockall::Sequence::new();
     ports
@@ -1219,6 +1263,7 @@ fn vendor_pos_with_no_duplicate() -> Ports {
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     ports
         .directory
         .expect_find()
@@ -1427,10 +1472,10 @@ async fn recovery_finds_a_customer_the_vendor_created_and_mirrors_it() {
     orphans(&mut ports, vec![entry(1, 0)]);
     ports
         .mirror
-        .expect_find_duplicate()
-        .withf(|store, keys| *store == StoreId(7) && keys.email.as_deref() == Some("c1@b.co"))
+        .expect_find()
+        .withf(|store, q| *store == StoreId(7) && q.email.as_deref() == Some("c1@b.co"))
         .times(1)
-        .returning(|_, _| Ok(None));
+        .returning(|_, _| Ok(CustomerPage::default()));
     ports.directory.expect_find().times(2).returning(|q| {
         Ok(match q.email.as_deref() {
             Some(email) => {
@@ -1471,6 +1516,7 @@ async fn recovery_settles_a_customer_already_in_the_mirror_without_asking_the_ve
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(Some(customer("77", "c1@b.co"))));
+    mirror_by_identity(&mut ports, vec![customer("77", "c1@b.co")]);
     ports.directory.expect_find().never();
     ports.mirror.expect_upsert().never();
     ports
@@ -1492,6 +1538,7 @@ async fn recovery_counts_a_customer_not_at_the_vendor_and_drops_it_after_the_las
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     // Every key is searched: e-mail and phone, for each entry.
     ports
         .directory
@@ -1524,6 +1571,7 @@ async fn recovery_keeps_entries_while_the_vendor_is_unreachable_and_asks_it_once
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     // One look-up for the store (its two key searches at once), none for the second entry.
     ports
         .directory
@@ -1550,6 +1598,7 @@ async fn recovery_keeps_a_found_customer_it_cannot_write_to_the_mirror() {
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     ports.directory.expect_find().returning(|_| {
         Ok(CustomerPage {
             customers: vec![customer("77", "c1@b.co")],
@@ -1611,6 +1660,7 @@ async fn recovery_drops_a_customer_the_pos_cannot_search_for() {
         .mirror
         .expect_find_duplicate()
         .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
     ports
         .directory
         .expect_find()
@@ -1639,4 +1689,247 @@ async fn recovery_fails_only_when_the_journal_cannot_be_read() {
         error,
         CustomerError::Repository(RepositoryError::Unavailable("down".into()))
     );
+}
+
+/// Someone of the same household: another name and e-mail, the same phone.
+fn household_member() -> Customer {
+    let form = CustomerForm {
+        first_name: Input::Text("Jane".into()),
+        last_name: Input::Text("Doe".into()),
+        email: Input::Text("jane@b.co".into()),
+        phone: Input::Text("555-123-4567".into()),
+        ..Default::default()
+    };
+    NewCustomer::parse(&form, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap())
+        .unwrap()
+        .into_customer(CustomerId::parse("55").unwrap(), CustomerStatus::active())
+}
+
+#[tokio::test]
+async fn recovery_does_not_settle_on_someone_sharing_a_phone() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    orphans(&mut ports, vec![entry(1, 0)]);
+    // The mirror and the vendor know the household's other member by the shared phone only.
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(Some(household_member())));
+    mirror_by_identity(&mut ports, vec![household_member()]);
+    ports.directory.expect_find().returning(|q| {
+        Ok(CustomerPage {
+            customers: if q.phone_digits.is_some() {
+                vec![household_member()]
+            } else {
+                vec![]
+            },
+            next: None,
+        })
+    });
+    ports.mirror.expect_upsert().never();
+    ports.pending.expect_settle().never();
+    ports
+        .pending
+        .expect_note_attempt()
+        .times(1)
+        .returning(|_| Ok(()));
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(
+        done,
+        report(0, 1, 0, 0),
+        "not found: the entry stays for the next look"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_create_is_not_reconciled_to_someone_sharing_a_phone() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .mirror
+        .expect_find_duplicate()
+        .returning(|_, _| Ok(None));
+    mirror_by_identity(&mut ports, vec![]);
+    let mut seq = mockall::Sequence::new();
+    ports
+        .directory
+        .expect_find()
+        .times(2)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(CustomerPage::default()));
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(timeout()));
+    // The household's other member, created meanwhile by another till, shares the phone.
+    ports.directory.expect_find().returning(|q| {
+        Ok(CustomerPage {
+            customers: if q.phone_digits.is_some() {
+                vec![household_member()]
+            } else {
+                vec![]
+            },
+            next: None,
+        })
+    });
+    ports.expect_journal(0);
+    ports.mirror.expect_upsert().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert_eq!(outcome.unwrap_err(), CustomerError::Pos(timeout()));
+}
+
+#[tokio::test]
+async fn a_vendor_create_checks_and_creates_under_its_keys_locks() {
+    let mut ports = vendor_pos_with_no_duplicate();
+    ports.locks = MockCreateLocks::new();
+    let mut seq = mockall::Sequence::new();
+    ports
+        .locks
+        .expect_acquire()
+        .withf(|store, keys, lease, _| {
+            *store == StoreId(7)
+                && keys.email.as_deref() == Some("a@b.co")
+                && keys.phone_digits.as_deref() == Some("5551234567")
+                && *lease == ORPHAN_AGE
+        })
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|store, _, _, _| {
+            Ok(Some(CreateLease {
+                store,
+                owner: "me".into(),
+                keys: vec![],
+            }))
+        });
+    ports
+        .directory
+        .expect_create()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(customer("42", "a@b.co")));
+    ports
+        .locks
+        .expect_release()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    ports.expect_journal(1);
+    ports
+        .mirror
+        .expect_upsert()
+        .returning(|_, cs, _| Ok(cs.to_vec()));
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert!(matches!(outcome.unwrap(), CreateOutcome::Created(_)));
+}
+
+#[tokio::test]
+async fn a_create_whose_keys_stay_locked_is_in_progress_and_sends_nothing() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports.locks = MockCreateLocks::new();
+    ports
+        .locks
+        .expect_acquire()
+        .returning(|_, _, _, _| Ok(None));
+    ports.mirror.expect_find_duplicate().never();
+    ports.directory.expect_create().never();
+    ports.pending.expect_record().never();
+    let outcome = ports
+        .build()
+        .create(&catalog(), new_customer("a@b.co"), None)
+        .await;
+    assert_eq!(outcome.unwrap_err(), CustomerError::CreateInProgress);
+}
+
+#[tokio::test]
+async fn a_bulk_with_an_item_failed_for_a_passing_reason_is_not_kept_for_replay() {
+    let mut ports = vendor_pos_with_no_duplicate();
+    ports
+        .idempotency
+        .expect_claim()
+        .returning(|_| Ok(Claim::Acquired(token())));
+    ports
+        .pending
+        .expect_record()
+        .returning(|_, _| Ok(PendingCreateId(1)));
+    ports.pending.expect_settle().returning(|_| Ok(()));
+    ports.directory.expect_create().returning(|c, _| {
+        if c.email.as_ref().unwrap().as_str() == "two@b.co" {
+            // Refused before it was made: a definitive 503 with a Retry-After.
+            Err(PosError::Unavailable {
+                vendor: Vendor::Treez,
+                message: "429".into(),
+                retry_after: Some(Duration::from_secs(1)),
+                response: None,
+            })
+        } else {
+            Ok(customer("1", "one@b.co"))
+        }
+    });
+    ports
+        .mirror
+        .expect_upsert()
+        .returning(|_, cs, _| Ok(cs.to_vec()));
+    ports.idempotency.expect_complete().never();
+    ports
+        .idempotency
+        .expect_release()
+        .withf(|k, t| k == &key() && t == &token())
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let results = ports
+        .build()
+        .bulk_create(
+            &catalog(),
+            vec![Ok(new_customer("one@b.co")), Ok(new_customer("two@b.co"))],
+            Some(&key()),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(results[0], Ok(CreateOutcome::Created(_))));
+    assert!(matches!(results[1], Err(CustomerError::Pos(_))));
+}
+
+#[tokio::test]
+async fn a_long_request_renews_its_claim_and_only_its_holder_completes_it() {
+    let mut ports = Ports::with_vendor(Vendor::Local, true).capabilities(Capabilities::ALL);
+    ports.idempotency = MockIdempotencyStore::new();
+    ports
+        .idempotency
+        .expect_claim()
+        .returning(|_| Ok(Claim::Acquired(token())));
+    ports
+        .idempotency
+        .expect_renew_every()
+        .return_const(Duration::from_millis(10));
+    ports
+        .idempotency
+        .expect_renew()
+        .withf(|k, t| k == &key() && t == &token())
+        .times(2..)
+        .returning(|_, _| Ok(true));
+    ports.directory.expect_create().returning(|c, _| {
+        // A slow POS: the request outlives several renewal periods.
+        std::thread::sleep(Duration::from_millis(1));
+        Ok(c.clone()
+            .into_customer(CustomerId::parse("3").unwrap(), CustomerStatus::active()))
+    });
+    ports
+        .idempotency
+        .expect_complete()
+        .withf(|_, t, _| t == &token())
+        .times(1)
+        .returning(|_, _, _| Ok(true));
+    let service = ports.build();
+    let slow = async {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        Ok::<_, CustomerError>(CreateOutcome::Created(customer("3", "a@b.co")))
+    };
+    let outcome = service.idempotent(Some(&key()), slow).await;
+    assert!(outcome.is_ok());
 }
