@@ -149,7 +149,11 @@ pub fn parse_birthday(text: &str, today: NaiveDate) -> Result<NaiveDate, FieldEr
     Ok(date)
 }
 
-/// The POS's id for a customer. Opaque to us; bounded so a path cannot carry a novel.
+/// The POS's id for a customer. Opaque to us, but it goes into vendor URLs, so it is held to
+/// what every vendor's ids are made of (digits, integers, UUIDs, hex and GUIDs) and URL paths
+/// carry as they are: ASCII letters, digits, `-`, `_`, `.`, `~` and `:`, and never only dots
+/// (`.` and `..` are path segments a URL builder resolves away, reaching the collection).
+/// Bounded so a path cannot carry a novel.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CustomerId(String);
@@ -158,7 +162,10 @@ impl CustomerId {
     pub fn parse(text: &str) -> Option<Self> {
         let ok = !text.is_empty()
             && text.len() <= CUSTOMER_ID_MAX
-            && text.chars().all(|c| !c.is_control());
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | ':'))
+            && !text.chars().all(|c| c == '.');
         ok.then(|| Self(text.to_owned()))
     }
 
@@ -738,5 +745,20 @@ mod tests {
         assert!(CustomerId::parse("").is_none());
         assert!(CustomerId::parse(&"9".repeat(129)).is_none());
         assert!(CustomerId::parse("a\nb").is_none());
+        // Every vendor's ids pass; path tricks do not.
+        for id in [
+            "20",
+            "01a233de-45ec-73bf-8756-382237247f42",
+            "5f1e2d3c4b5a69788796a5b4",
+            "a.b",
+            "x_y~z:1",
+        ] {
+            assert!(CustomerId::parse(id).is_some(), "{id}");
+        }
+        for id in [
+            ".", "..", "...", "a/b", "a?b", "a#b", "%2e%2e", "a b", "é", "a\\b",
+        ] {
+            assert!(CustomerId::parse(id).is_none(), "{id}");
+        }
     }
 }

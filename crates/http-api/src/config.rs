@@ -152,12 +152,16 @@ impl Config {
             config.jwt_audience = audience;
         }
         if let Some(timeout) = values.pos_timeout {
+            // At most an hour, as a store's own `timeout`: an absurd value made `Instant +
+            // timeout` overflow (a panic on the first vendor call).
             config.pos_timeout = humantime::parse_duration(timeout.trim())
                 .ok()
-                .filter(|d| !d.is_zero())
+                .filter(|d| !d.is_zero() && *d <= pos_adapters::MAX_TIMEOUT)
                 .ok_or_else(|| ConfigError::Invalid {
                     key: "POS_GATEWAY_POS_TIMEOUT",
-                    message: format!("'{timeout}' is not a duration such as 10s or 1500ms"),
+                    message: format!(
+                        "'{timeout}' is not a duration from 1ms to 1h such as 10s or 1500ms"
+                    ),
                 })?;
         }
         config.credentials_key = values
@@ -265,6 +269,18 @@ mod tests {
                 .to_string()
                 .contains("POS_GATEWAY_POS_TIMEOUT")
         );
+        for absurd in [
+            &[("POS_GATEWAY_POS_TIMEOUT", "2h")],
+            &[("POS_GATEWAY_POS_TIMEOUT", "100000000000000s")],
+            &[("POS_GATEWAY_POS_TIMEOUT", "584942417355years")],
+        ] {
+            let error = Config::from_sources(None, env(absurd))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("1ms to 1h"), "{absurd:?}: {error}");
+        }
+        let hour = Config::from_sources(None, env(&[("POS_GATEWAY_POS_TIMEOUT", "1h")])).unwrap();
+        assert_eq!(hour.pos_timeout, Duration::from_secs(3600));
         let short = Config::from_sources(None, env(&[("POS_GATEWAY_JWT_SECRET", "short")]));
         assert!(short.unwrap_err().to_string().contains("at least 32"));
     }

@@ -208,7 +208,7 @@ struct Bounded<A> {
 
 impl<A> Bounded<A> {
     fn deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + self.timeout
+        http::deadline::after(self.timeout)
     }
 }
 

@@ -23,6 +23,9 @@ on_both_databases!(
     fifty_creates_with_one_key_make_one_local_customer,
     fifty_bulk_requests_with_one_key_make_one_set_of_treez_creates,
     fifty_bulk_requests_with_one_key_make_one_set_of_local_customers,
+    one_new_customer_sent_at_once_without_keys_makes_one_treez_create,
+    one_new_customer_sent_at_once_without_keys_makes_one_local_customer,
+    one_customer_twice_in_a_bulk_is_created_once,
 );
 
 const CONCURRENT: usize = 50;
@@ -289,4 +292,102 @@ async fn fifty_bulk_requests_with_one_key_make_one_set_of_local_customers(db: Db
         3,
         "three customers, not 150: {list}"
     );
+}
+
+/// The same new customer sent by many kiosks at once, each with its own (or no) key: one
+/// customer is made, and every other request gets it as the contract's 409 (issue 13: the
+/// duplicate check and the create were two steps, so several got 201).
+async fn same_customer_at_once(app: &TestApp, token: &str) -> (Value, usize) {
+    let payload = json!({"customer": customer(7)});
+    let requests = (0..20).map(|n| {
+        let mut request = app
+            .request(Method::POST, "/api/v1/kiosk/customers", token)
+            .json(&payload);
+        if n % 2 == 0 {
+            request = request.header("Idempotency-Key", format!("kiosk-{n}"));
+        }
+        async move { body(request.send().await.unwrap()).await }
+    });
+    let answers = futures::future::join_all(requests).await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(created.len(), 1, "one 201: {answers:?}");
+    let made = created[0]["customer"].clone();
+    let mut conflicts = 0;
+    for (status, answer) in &answers {
+        if *status == StatusCode::CONFLICT {
+            assert_eq!(answer["error"], "customer already exists", "{answer}");
+            assert_eq!(answer["customer"], made, "the 409 carries the one customer");
+            conflicts += 1;
+        }
+    }
+    assert_eq!(conflicts, 19);
+    (made, conflicts)
+}
+
+async fn one_new_customer_sent_at_once_without_keys_makes_one_treez_create(db: Db) {
+    let double = TreezDouble::start().unwrap();
+    double.set_latency(VENDOR_LATENCY);
+    let app = spawn_app(db).await;
+    app.add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
+        .await;
+    let token = app.token(&["kiosk"]);
+    let (made, _) = same_customer_at_once(&app, &token).await;
+    assert_eq!(double.count(Op::Create), 1, "one create reached Treez");
+    assert_eq!(double.customers().len(), 1);
+    assert_eq!(double.customers()[0]["customer_id"], made["customer_id"]);
+}
+
+async fn one_new_customer_sent_at_once_without_keys_makes_one_local_customer(db: Db) {
+    let app = spawn_app(db).await;
+    app.add_store("kiosk", Vendor::Local).await;
+    let token = app.token(&["kiosk"]);
+    let (made, _) = same_customer_at_once(&app, &token).await;
+    let (_, list) = app
+        .get_json("/api/v1/kiosk/customers?limit=100", &token)
+        .await;
+    assert_eq!(list["customers"], json!([made]), "{list}");
+}
+
+/// Two items of one bulk for the same person (the e-mail written differently) make one
+/// customer, on the local POS and at a vendor alike.
+async fn one_customer_twice_in_a_bulk_is_created_once(db: Db) {
+    let double = TreezDouble::start().unwrap();
+    double.set_latency(Duration::from_millis(50));
+    let app = spawn_app(db).await;
+    app.add_store("local", Vendor::Local).await;
+    app.add_vendor_store("treez", Vendor::Treez, double.unthrottled_store_config())
+        .await;
+    let token = app.token(&["local", "treez"]);
+    let mut twin = customer(8);
+    twin["email"] = json!("CON8@Example.com");
+    twin["phone"] = json!("555-010-9999");
+    let payload = json!({"customers": [customer(8), twin]});
+    for catalog in ["local", "treez"] {
+        let response = app
+            .request(
+                Method::POST,
+                &format!("/api/v1/{catalog}/customers/bulk"),
+                &token,
+            )
+            .json(&payload)
+            .send()
+            .await
+            .unwrap();
+        let (status, result) = body(response).await;
+        assert_eq!(status, StatusCode::OK, "{result}");
+        let statuses: Vec<_> = result["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_u64().unwrap())
+            .collect();
+        let mut sorted = statuses.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [201, 409], "{catalog}: {result}");
+    }
+    assert_eq!(double.count(Op::Create), 1);
 }

@@ -484,3 +484,103 @@ async fn a_database_that_goes_away_gives_503_not_a_hang() {
         started.elapsed()
     );
 }
+
+/// Sends `GET {path}` exactly as written (a URL library would resolve dot segments first) and
+/// answers the status and body.
+async fn raw_get(address: &str, path: &str, token: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer[9..12].parse().unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    // A chunked body: the JSON is the line that starts with '{'.
+    let json = body.lines().find(|l| l.starts_with('{')).unwrap_or("null");
+    (status, serde_json::from_str(json).unwrap())
+}
+
+/// `.` and `..` (however encoded) are not customer ids: a URL builder resolves them away and
+/// reaches the vendor's collection path (issue 13). They, and anything outside the ids'
+/// character set, are the contract's 404 without a vendor call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_segment_and_odd_customer_ids_never_reach_the_vendor() {
+    use vendor_doubles::VendorDouble as _;
+    let double = vendor_doubles::treez::TreezDouble::start().unwrap();
+    let app = spawn_app(Db::Sqlite).await;
+    app.add_vendor_store("k", Vendor::Treez, double.unthrottled_store_config())
+        .await;
+    let token = app.token(&["k"]);
+    for id in [
+        "%2e%2e", "%2E", ".%2e", "..%2f..", "a%20b", "%c3%a9", "a%3Fb", "a%2Fb",
+    ] {
+        let path = format!("/api/v1/k/customers/{id}");
+        let answer = raw_get(&app.address, &path, &token).await;
+        assert_eq!(
+            answer,
+            (404, json!({"error": "customer not found"})),
+            "GET {path}"
+        );
+        let (status, answer) = body(
+            app.request(Method::PATCH, &path, &token)
+                .json(&json!({"customer": {"notes": "x"}}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "PATCH {path}: {answer}");
+    }
+    assert_eq!(
+        double.count(vendor_doubles::Op::Any),
+        0,
+        "no request reached Treez: {:?}",
+        double.calls()
+    );
+}
+
+/// A client cursor is an offset into a vendor's whole answer for some searches: a forged one at
+/// the top of the range is the contract's 422 on `cursor`, not an overflow (a panic in debug
+/// builds, a wrap in release ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_at_the_end_of_the_range_is_422_not_an_overflow() {
+    use vendor_doubles::VendorDouble as _;
+    let double = vendor_doubles::cova::CovaDouble::start().unwrap();
+    let app = spawn_app(Db::Sqlite).await;
+    app.add_vendor_store("k", Vendor::Cova, double.unthrottled_store_config())
+        .await;
+    let token = app.token(&["k"]);
+    for offset in [
+        u64::MAX.to_string(),
+        usize::MAX.to_string(),
+        "4294967296:100".into(),
+    ] {
+        let cursor = URL_SAFE_NO_PAD.encode(format!("p:{offset}"));
+        for filter in ["", "phone=555-010-0001&"] {
+            let (status, answer) = body(
+                app.request(
+                    Method::GET,
+                    &format!("/api/v1/k/customers?{filter}limit=100&cursor={cursor}"),
+                    &token,
+                )
+                .send()
+                .await
+                .unwrap(),
+            )
+            .await;
+            assert_eq!(
+                (status, answer),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"errors": {"cursor": ["is invalid"]}})
+                ),
+                "{filter} {offset}"
+            );
+        }
+    }
+}

@@ -61,7 +61,7 @@ impl CircuitBreaker {
     fn settle(&self, probe: bool, failed: bool) {
         let mut state = self.state();
         let opened = State::Open {
-            until: Instant::now() + self.settings.open_for,
+            until: super::deadline::after(self.settings.open_for),
         };
         match (&mut *state, probe, failed) {
             (State::HalfOpen { .. }, true, true) => *state = opened,

@@ -194,7 +194,7 @@ impl VendorHttp {
         }
         // The call's own bound, and the operation's when it is one of several calls (a token,
         // a read, a write): the whole operation ends within the store's timeout.
-        let mut deadline = Instant::now() + self.settings.timeout;
+        let mut deadline = super::deadline::after(self.settings.timeout);
         if let Some(operation) = super::deadline::current() {
             deadline = deadline.min(operation);
         }
@@ -247,7 +247,7 @@ impl VendorHttp {
                 Some(after) => after,
                 None => self.backoff(attempt),
             };
-            if Instant::now() + wait >= deadline {
+            if super::deadline::after(wait) >= deadline {
                 return Err(failure.error);
             }
             tracing::info!(
@@ -276,7 +276,7 @@ impl VendorHttp {
                 Ok(()) => return Ok(()),
                 Err(not_until) => not_until.wait_time_from(limiter.clock().now()),
             };
-            if Instant::now() + wait >= deadline {
+            if super::deadline::after(wait) >= deadline {
                 return Err(PosError::Unavailable {
                     vendor: self.vendor,
                     message: "the store's POS rate limit is used up".to_owned(),

@@ -10,6 +10,13 @@ tokio::task_local! {
     static DEADLINE: Instant;
 }
 
+/// `wait` from now, or [`crate::MAX_TIMEOUT`] from now when `wait` is longer: a timeout from a
+/// library caller's settings, a vendor's `Retry-After` or a rate limiter's wait can be absurd,
+/// and `Instant + Duration` panics on overflow.
+pub fn after(wait: std::time::Duration) -> Instant {
+    Instant::now() + wait.min(crate::MAX_TIMEOUT)
+}
+
 /// Runs `operation` with every vendor call in it bounded by `deadline` (as well as by its
 /// own timeout).
 pub async fn within<F: Future>(deadline: Instant, operation: F) -> F::Output {
@@ -28,6 +35,13 @@ pub fn time_left() -> Option<std::time::Duration> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_absurd_wait_is_an_hour_not_a_panic() {
+        let deadline = super::after(std::time::Duration::MAX);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(left <= crate::MAX_TIMEOUT && left > crate::MAX_TIMEOUT / 2);
+    }
+
     use super::*;
     use std::time::Duration;
 

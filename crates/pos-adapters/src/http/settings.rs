@@ -78,8 +78,9 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The defaults with the deployment's `POS_GATEWAY_POS_TIMEOUT`.
+    /// The defaults with the deployment's `POS_GATEWAY_POS_TIMEOUT`, at most an hour.
     pub fn with_timeout(timeout: Duration) -> Self {
+        let timeout = timeout.min(crate::MAX_TIMEOUT);
         let defaults = Self::default();
         Self {
             timeout,
