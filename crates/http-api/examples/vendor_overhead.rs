@@ -41,6 +41,8 @@ async fn main() {
         database_url: format!("sqlite://{}", dir.path().join("gw.db").display()),
         jwt_key: Some(JwtKey::Secret(Secret::new(JWT_SECRET))),
         credentials_key: Some(key.clone()),
+        // The gateway's own overhead is measured, not the per-kiosk budget.
+        catalog_rate: None,
         ..Config::default()
     };
     let database = Database::connect(&config.database_url).await.unwrap();

@@ -1,25 +1,31 @@
-//! The actix-web application: routes, middleware (request ids, logs, metrics), health checks,
-//! the server with graceful shutdown, and the background recovery of vendor creates a crash
+//! The actix-web application: routes, middleware (request ids, logs with masked query values,
+//! metrics with bounded labels), health checks, the servers (public and operations) with
+//! graceful shutdown, and the background recovery of vendor creates a crash
 //! left out of the mirror.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, Service};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{HeaderName, HeaderValue, USER_AGENT};
 use actix_web::web::{self, Data};
-use actix_web::{App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::{App, Error, HttpMessage, HttpResponse, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 use domain::{CustomerService, ServiceSettings};
 use persistence::Database;
+use prometheus::{Encoder as _, Registry, TextEncoder};
 use serde::Serialize;
-use tracing_actix_web::{RequestId, TracingLogger};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder, TracingLogger};
 use utoipa::ToSchema;
 
 use crate::auth::TokenVerifier;
 use crate::config::{Config, JwtKey};
 use crate::error::ApiError;
+use crate::limits::Limits;
 use crate::openapi;
 use crate::routes;
 use crate::state::{AppState, CachedStores, Connections, STORE_CACHE_TTL};
@@ -81,9 +87,20 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
+/// `/metrics`: every series of `registry`, in Prometheus' text format.
+async fn metrics(registry: Data<Registry>) -> Result<HttpResponse, ApiError> {
+    let mut text = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut text)
+        .map_err(|e| ApiError::Internal(format!("cannot encode the metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+/// The API, the OpenAPI document and `/healthz`: what the public listener always serves.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .service(resource("/docs").route(web::get().to(openapi::docs_page)))
         .service(
@@ -103,6 +120,99 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/pos").route(web::get().to(routes::pos_capabilities))),
         );
+}
+
+/// `/metrics` and `/readyz`: on the operations listener when there is one, else on the public
+/// one. (`/healthz` is on both.)
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/readyz").route(web::get().to(readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// The methods HTTP defines. Any other token is a valid method to actix, so labelling metrics
+/// (or logs) by it would let anyone mint a new series per request (`X1`, `X2`, ...).
+fn is_standard(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ]
+    .contains(method)
+}
+
+/// What a request with a non-standard method is seen as, past the outermost middleware: no
+/// route has it, so it is the 404 or 405 it would have been, counted and logged as one value.
+pub const OTHER_METHOD: &str = "OTHER";
+
+/// The root span of every request's log lines: `tracing-actix-web`'s fields, with the query
+/// string's values masked in `http.target` (`?email=***&phone=***`), since a search's values
+/// are customer data. Paths (customer ids) are kept.
+pub struct MaskedRootSpan;
+
+impl RootSpanBuilder for MaskedRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let target = masked_target(request.path(), request.query_string());
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "default".to_owned());
+        let user_agent = request
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let connection = request.connection_info();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %route,
+            http.flavor = ?request.version(),
+            http.scheme = %connection.scheme(),
+            http.host = %connection.host(),
+            http.client_ip = %connection.realip_remote_addr().unwrap_or(""),
+            http.user_agent = %user_agent,
+            http.target = %target,
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{} {}", request.method(), route),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// `path?name=***&other=***`: each parameter's name kept, its value masked; a parameter
+/// without `=` is masked whole (it may be a bare value).
+pub fn masked_target(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        return path.to_owned();
+    }
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) => format!("{name}=***"),
+            None if pair.is_empty() => String::new(),
+            None => "***".to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", masked.join("&"))
 }
 
 /// The use cases over `database` (which must carry the credentials key) and the vendors. How
@@ -241,44 +351,139 @@ pub fn state_with_key(
         service: Arc::new(service(config, &database)),
         verifier,
         database,
+        limits: Limits::new(config),
+        body_timeout: config.body_timeout,
     })
 }
 
-/// The HTTP server on `listener`; it stops gracefully on SIGINT/SIGTERM, giving requests in
-/// flight up to 10 s.
+/// The HTTP server on `listener`, with `/metrics` and `/readyz` on it too; it stops gracefully
+/// on SIGINT/SIGTERM, giving requests in flight up to 10 s.
 pub fn server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
+    Ok(servers(state, listener, None)?.api)
+}
+
+/// The public server and, with `ops`, the operations server (`/metrics`, `/readyz`,
+/// `/healthz`) on a listener of its own; the public one then serves neither `/metrics` nor
+/// `/readyz`. Both count into one set of metrics.
+pub struct Servers {
+    pub api: Server,
+    pub ops: Option<Server>,
+}
+
+impl Servers {
+    /// Runs until both have stopped (a signal stops both; one that ends stops the other).
+    pub async fn run(self) -> std::io::Result<()> {
+        let Some(ops) = self.ops else {
+            return self.api.await;
+        };
+        let (api_handle, ops_handle) = (self.api.handle(), ops.handle());
+        let api = async {
+            let ended = self.api.await;
+            ops_handle.stop(true).await;
+            ended
+        };
+        let ops = async {
+            let ended = ops.await;
+            api_handle.stop(true).await;
+            ended
+        };
+        let (api, ops) = futures::future::join(api, ops).await;
+        api.and(ops)
+    }
+}
+
+pub fn servers(
+    state: AppState,
+    listener: TcpListener,
+    ops: Option<TcpListener>,
+) -> anyhow::Result<Servers> {
     let state = Data::new(state);
     let metrics = PrometheusMetricsBuilder::new("pos_gateway")
-        .endpoint("/metrics")
         // Scanners probing random paths must not mint a time series each.
         .mask_unmatched_patterns("UNKNOWN")
         .build()
         .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .configure(routes)
-            .default_service(web::to(not_found))
-            .wrap_fn(|req, srv| {
-                let id = req.extensions().get::<RequestId>().map(|id| id.to_string());
-                let call = srv.call(req);
-                async move {
-                    let mut response = call.await?;
-                    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-                        response
-                            .headers_mut()
-                            .insert(HeaderName::from_static("x-request-id"), value);
+    let registry = Data::new(metrics.registry.clone());
+    let separate_ops = ops.is_some();
+    let api = {
+        let (state, metrics, registry) = (state.clone(), metrics.clone(), registry.clone());
+        HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(registry.clone())
+                .configure(routes)
+                .configure(|cfg| {
+                    if !separate_ops {
+                        ops_routes(cfg);
                     }
-                    Ok(response)
-                }
+                })
+                .default_service(web::to(not_found))
+                .wrap_fn(add_request_id)
+                .wrap(TracingLogger::<MaskedRootSpan>::new())
+                .wrap(metrics.clone())
+                .wrap_fn(collapse_methods)
+        })
+        .listen(listener)?
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .run()
+    };
+    let ops = match ops {
+        None => None,
+        Some(listener) => Some(
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(registry.clone())
+                    .service(resource("/healthz").route(web::get().to(healthz)))
+                    .configure(ops_routes)
+                    .default_service(web::to(not_found))
+                    .wrap_fn(add_request_id)
+                    .wrap(TracingLogger::<MaskedRootSpan>::new())
+                    .wrap(metrics.clone())
+                    .wrap_fn(collapse_methods)
             })
-            .wrap(TracingLogger::default())
-            .wrap(metrics.clone())
-    })
-    .listen(listener)?
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-    .run();
-    Ok(server)
+            .listen(listener)?
+            .workers(1)
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+            .run(),
+        ),
+    };
+    Ok(Servers { api, ops })
+}
+
+/// The outermost middleware: a non-standard method becomes [`OTHER_METHOD`] before metrics,
+/// logs or routing see it.
+fn collapse_methods<S>(mut req: ServiceRequest, srv: &S) -> S::Future
+where
+    S: Service<ServiceRequest>,
+{
+    if !is_standard(req.method())
+        && let Ok(other) = Method::from_bytes(OTHER_METHOD.as_bytes())
+    {
+        req.head_mut().method = other;
+    }
+    srv.call(req)
+}
+
+/// `X-Request-Id` on every answer: the id `tracing-actix-web` gave the request's log lines.
+fn add_request_id<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    let id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let call = srv.call(req);
+    async move {
+        let mut response = call.await?;
+        if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), value);
+        }
+        Ok(response)
+    }
 }
 
 #[cfg(test)]

@@ -285,11 +285,26 @@ fn built_vendors() -> String {
 async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let ops = config
+        .ops_listen
+        .as_deref()
+        .map(|address| {
+            TcpListener::bind(address)
+                .with_context(|| format!("cannot listen on {address} (POS_GATEWAY_OPS_LISTEN)"))
+        })
+        .transpose()?;
     let service = state.service.clone();
-    let server = crate::app::server(state, listener)?;
+    let servers = crate::app::servers(state, listener, ops)?;
     let recovery = crate::app::Recovery::spawn(service);
-    tracing::info!(address = %config.listen, "serving");
-    let served = server.await;
+    match &config.ops_listen {
+        Some(ops) => tracing::info!(
+            address = %config.listen,
+            ops_address = %ops,
+            "serving (/metrics and /readyz on the operations address only)"
+        ),
+        None => tracing::info!(address = %config.listen, "serving"),
+    }
+    let served = servers.run().await;
     recovery.stop().await;
     served?;
     tracing::info!("stopped");
@@ -345,6 +360,9 @@ async fn demo(mut config: Config) -> anyhow::Result<()> {
          \nAPI reference: {base}/docs. Serving on {base}; Ctrl-C stops.",
         store.id, config.database_url
     );
+    if let Some(ops) = &config.ops_listen {
+        println!("Metrics and readiness: http://{ops}/metrics, http://{ops}/readyz.");
+    }
     let state = crate::app::state(&config, database)?;
     serve(&config, state).await
 }

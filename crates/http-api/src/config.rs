@@ -11,6 +11,20 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://pos-gateway.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_AUDIENCE: &str = "pos-gateway";
 pub const DEFAULT_POS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request body may take to arrive once its head has (`POS_GATEWAY_BODY_TIMEOUT`).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Each catalog's (kiosk's) sustained request budget (`POS_GATEWAY_CATALOG_RATE`).
+pub const DEFAULT_CATALOG_RATE: RequestRate = RequestRate {
+    requests: 600,
+    per: Duration::from_secs(60),
+};
+/// How many requests a catalog may send at once before its rate applies
+/// (`POS_GATEWAY_CATALOG_BURST`); a full bulk (100 items, each counted) fits.
+pub const DEFAULT_CATALOG_BURST: u32 = 100;
+/// Bulk requests in flight at once, over every catalog (`POS_GATEWAY_MAX_BULKS_IN_FLIGHT`).
+pub const DEFAULT_MAX_BULKS_IN_FLIGHT: usize = 16;
+/// The longest any configured timeout may be: more is a typo, and overflows clocks.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// HS256 with a short secret can be brute-forced offline from one token.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -46,6 +60,37 @@ pub enum JwtKey {
     },
 }
 
+/// `N/unit`: N requests per second, minute or hour (`600/min`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRate {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+impl RequestRate {
+    /// `600/min`, `10/s`, `5000/hour`; or `off`.
+    pub fn parse(text: &str) -> Option<Option<Self>> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("off") {
+            return Some(None);
+        }
+        let (count, unit) = text.split_once('/')?;
+        let requests = count.trim().parse::<u32>().ok().filter(|n| *n > 0)?;
+        let per = match unit.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        Some(Some(Self { requests, per }))
+    }
+
+    /// The time one request's budget takes to come back.
+    pub fn interval(&self) -> Duration {
+        self.per / self.requests
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
@@ -55,6 +100,17 @@ pub struct Config {
     /// Encrypts vendor credentials in store configs at rest.
     pub credentials_key: Option<CredentialsKey>,
     pub pos_timeout: Duration,
+    /// A second listener for `/metrics` and `/readyz` (`/healthz` too); when set, the public
+    /// listener does not serve those two.
+    pub ops_listen: Option<String>,
+    /// How long a request body may take to arrive, once the head has (408 after).
+    pub body_timeout: Duration,
+    /// Each catalog's request budget (`None`: unlimited); a bulk counts one per item.
+    pub catalog_rate: Option<RequestRate>,
+    /// Requests a catalog may send at once before `catalog_rate` applies.
+    pub catalog_burst: u32,
+    /// Bulk requests in flight at once over all catalogs; more are 429 at once, never queued.
+    pub max_bulks_in_flight: usize,
 }
 
 impl Default for Config {
@@ -66,6 +122,11 @@ impl Default for Config {
             jwt_audience: DEFAULT_AUDIENCE.to_owned(),
             credentials_key: None,
             pos_timeout: DEFAULT_POS_TIMEOUT,
+            ops_listen: None,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            catalog_rate: Some(DEFAULT_CATALOG_RATE),
+            catalog_burst: DEFAULT_CATALOG_BURST,
+            max_bulks_in_flight: DEFAULT_MAX_BULKS_IN_FLIGHT,
         }
     }
 }
@@ -95,6 +156,31 @@ struct FileConfig {
     jwt_audience: Option<String>,
     credentials_key: Option<String>,
     pos_timeout: Option<String>,
+    ops_listen: Option<String>,
+    body_timeout: Option<String>,
+    catalog_rate: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    catalog_burst: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    max_bulks_in_flight: Option<String>,
+}
+
+/// A count may be written `5` or `"5"` in the file (the environment only has text).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Number(i64),
+    }
+    Ok(
+        Option::<Scalar>::deserialize(deserializer)?.map(|value| match value {
+            Scalar::Text(text) => text,
+            Scalar::Number(n) => n.to_string(),
+        }),
+    )
 }
 
 impl Config {
@@ -122,7 +208,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 8] = [
+        let overrides: [(&str, &mut Option<String>); 13] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -131,6 +217,14 @@ impl Config {
             ("POS_GATEWAY_JWT_AUDIENCE", &mut values.jwt_audience),
             ("POS_GATEWAY_CREDENTIALS_KEY", &mut values.credentials_key),
             ("POS_GATEWAY_POS_TIMEOUT", &mut values.pos_timeout),
+            ("POS_GATEWAY_OPS_LISTEN", &mut values.ops_listen),
+            ("POS_GATEWAY_BODY_TIMEOUT", &mut values.body_timeout),
+            ("POS_GATEWAY_CATALOG_RATE", &mut values.catalog_rate),
+            ("POS_GATEWAY_CATALOG_BURST", &mut values.catalog_burst),
+            (
+                "POS_GATEWAY_MAX_BULKS_IN_FLIGHT",
+                &mut values.max_bulks_in_flight,
+            ),
         ];
         for (key, slot) in overrides {
             if let Some(value) = env(key).filter(|v| !v.is_empty()) {
@@ -164,6 +258,34 @@ impl Config {
                     ),
                 })?;
         }
+        config.ops_listen = values.ops_listen.filter(|a| !a.trim().is_empty());
+        if let Some(timeout) = values.body_timeout {
+            config.body_timeout = humantime::parse_duration(timeout.trim())
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= MAX_TIMEOUT)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "POS_GATEWAY_BODY_TIMEOUT",
+                    message: format!(
+                        "'{timeout}' is not a duration from 1ms to 1h such as 10s or 1500ms"
+                    ),
+                })?;
+        }
+        if let Some(rate) = values.catalog_rate {
+            config.catalog_rate =
+                RequestRate::parse(&rate).ok_or_else(|| ConfigError::Invalid {
+                    key: "POS_GATEWAY_CATALOG_RATE",
+                    message: format!(
+                        "'{rate}' is not a rate such as 600/min, 10/s or 5000/hour (or off)"
+                    ),
+                })?;
+        }
+        if let Some(burst) = values.catalog_burst {
+            config.catalog_burst = positive(&burst, "POS_GATEWAY_CATALOG_BURST")?;
+        }
+        if let Some(bulks) = values.max_bulks_in_flight {
+            config.max_bulks_in_flight =
+                positive::<usize>(&bulks, "POS_GATEWAY_MAX_BULKS_IN_FLIGHT")?;
+        }
         config.credentials_key = values
             .credentials_key
             .map(|text| {
@@ -180,6 +302,21 @@ impl Config {
         };
         Ok(config)
     }
+}
+
+/// A whole number of at least 1.
+fn positive<T: std::str::FromStr + PartialOrd + From<u8>>(
+    text: &str,
+    key: &'static str,
+) -> Result<T, ConfigError> {
+    text.trim()
+        .parse::<T>()
+        .ok()
+        .filter(|n| *n >= T::from(1))
+        .ok_or_else(|| ConfigError::Invalid {
+            key,
+            message: format!("'{text}' is not a whole number of at least 1"),
+        })
 }
 
 pub fn checked_secret(secret: String) -> Result<Secret, ConfigError> {
@@ -243,6 +380,78 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:8080");
         assert_eq!(config.pos_timeout, Duration::from_secs(10));
         assert_eq!(config.jwt_key, None);
+    }
+
+    #[test]
+    fn limits_listeners_and_deadlines_come_from_the_file_and_the_environment() {
+        let defaults = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(defaults.ops_listen, None);
+        assert_eq!(defaults.body_timeout, Duration::from_secs(10));
+        assert_eq!(
+            defaults.catalog_rate,
+            Some(RequestRate {
+                requests: 600,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            defaults.catalog_rate.unwrap().interval(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            (defaults.catalog_burst, defaults.max_bulks_in_flight),
+            (100, 16)
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "ops_listen = \"127.0.0.1:9100\"\nbody_timeout = \"2s\"\ncatalog_rate = \"10/s\"\n\
+             catalog_burst = 5\nmax_bulks_in_flight = \"4\"\n",
+        )
+        .unwrap();
+        let file = Config::from_sources(Some(&path), env(&[])).unwrap();
+        assert_eq!(file.ops_listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(file.body_timeout, Duration::from_secs(2));
+        assert_eq!(
+            file.catalog_rate,
+            Some(RequestRate {
+                requests: 10,
+                per: Duration::from_secs(1)
+            })
+        );
+        assert_eq!((file.catalog_burst, file.max_bulks_in_flight), (5, 4));
+
+        let environment = Config::from_sources(
+            Some(&path),
+            env(&[
+                ("POS_GATEWAY_OPS_LISTEN", "0.0.0.0:9200"),
+                ("POS_GATEWAY_CATALOG_RATE", "off"),
+                ("POS_GATEWAY_MAX_BULKS_IN_FLIGHT", "64"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(environment.ops_listen.as_deref(), Some("0.0.0.0:9200"));
+        assert_eq!(environment.catalog_rate, None);
+        assert_eq!(environment.max_bulks_in_flight, 64);
+
+        for (key, value) in [
+            ("POS_GATEWAY_BODY_TIMEOUT", "0s"),
+            ("POS_GATEWAY_BODY_TIMEOUT", "2h"),
+            ("POS_GATEWAY_CATALOG_RATE", "600"),
+            ("POS_GATEWAY_CATALOG_RATE", "0/min"),
+            ("POS_GATEWAY_CATALOG_RATE", "5/fortnight"),
+            ("POS_GATEWAY_CATALOG_BURST", "0"),
+            ("POS_GATEWAY_MAX_BULKS_IN_FLIGHT", "-1"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(vec![(key, value)].into_boxed_slice());
+            let error = Config::from_sources(None, env(pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{key}={value}: {error}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The JSON shapes of the API: request bodies turned into domain forms at the edge, and the
 //! response shapes (which also give the OpenAPI document its schemas).
 
-use actix_web::web::{Bytes, Payload};
+use std::time::Duration;
+
+use actix_web::web::{Bytes, BytesMut, Payload};
 use actix_web::{HttpMessage, HttpRequest};
 use chrono::NaiveDate;
 use domain::query::QueryParams;
@@ -9,7 +11,7 @@ use domain::{
     Capabilities, Customer, CustomerForm, CustomerPatch, CustomerQuery, FieldError, Input,
     NewCustomer, ValidationErrors, Vendor,
 };
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -193,12 +195,11 @@ pub struct BulkItemResult {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub errors: Option<Value>,
+    pub errors: Option<ValidationErrors>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub pos: Option<Value>,
+    pub pos: Option<PosAnswer>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -253,41 +254,48 @@ impl PosInfo {
 }
 
 /// `{"error": "..."}`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
 
 /// `{"errors": {"field": ["message", ...]}}`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ValidationErrorBody {
     #[schema(value_type = Object, example = json!({"first_name": ["can't be blank"]}))]
-    pub errors: Value,
+    pub errors: ValidationErrors,
 }
 
 /// `{"error": "customer already exists", "customer": {...}}`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DuplicateBody {
+    #[schema(example = "customer already exists")]
     pub error: String,
     pub customer: CustomerDto,
 }
 
 /// `{"status": 405, "message": "method not allowed"}`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MethodNotAllowedBody {
+    #[schema(example = 405)]
     pub status: u16,
+    #[schema(example = "method not allowed")]
     pub message: String,
 }
 
 /// `{"error": "service_unavailable", "message": "..."}`: the gateway's database is down.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceUnavailableBody {
     #[schema(example = "service_unavailable")]
+    pub error: String,
+    pub message: String,
+}
+
+/// `{"error": "rate_limited", "message": "..."}`, with `Retry-After`: the kiosk (catalog) is
+/// over its own request budget, or too many bulk requests are in flight.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitedBody {
+    #[schema(example = "rate_limited")]
     pub error: String,
     pub message: String,
 }
@@ -335,29 +343,31 @@ any_of!(
 );
 
 /// What the POS answered, cut to 4 KiB and free of credentials.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PosAnswer {
-    pub vendor: Option<String>,
+    #[schema(value_type = Option<String>, example = "treez")]
+    pub vendor: Option<Vendor>,
     pub status: Option<u16>,
     #[schema(value_type = Option<Object>)]
     pub body: Option<Value>,
 }
 
 /// `{"error": "pos_error", "message": "...", "pos": {...}}`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PosErrorBody {
+    #[schema(example = "pos_error")]
     pub error: String,
     pub message: String,
     pub pos: PosAnswer,
 }
 
-/// Reads a JSON request body: `Content-Type` must be JSON and the body at most 1 MiB. The
-/// declared length is checked first so an oversized upload is refused without reading it.
+/// Reads a JSON request body: `Content-Type` must be JSON and the body at most 1 MiB, arriving
+/// within `deadline` of the handler starting to read it (408 after, and the connection is
+/// closed: a client sending the head and trickling the body must not hold a worker for ever).
 pub async fn read_json_body(
     request: &HttpRequest,
-    mut payload: Payload,
+    payload: Payload,
+    deadline: Duration,
 ) -> Result<Bytes, ApiError> {
     let is_json = request
         .mime_type()
@@ -372,20 +382,37 @@ pub async fn read_json_body(
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    match tokio::time::timeout(deadline, collect_body(payload, declared, MAX_BODY_BYTES)).await {
+        Ok(body) => Ok(body?.freeze()),
+        Err(_) => Err(ApiError::BodyTimeout(deadline)),
+    }
+}
+
+/// Reads a body of at most `limit` bytes that declares `declared` bytes. A declared length
+/// over the limit is refused before anything is read; otherwise the declared length is only a
+/// claim, so nothing is reserved from it: the buffer grows with what actually arrives.
+pub async fn collect_body<S, E>(
+    mut stream: S,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<BytesMut, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let mut body =
-        actix_web::web::BytesMut::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
-    while let Some(chunk) = payload.next().await {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    Ok(body)
 }
 
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -521,10 +548,43 @@ mod tests {
         ] {
             let error = object_param(&body, "customer").unwrap_err();
             assert_eq!(
-                error.body(),
+                serde_json::to_value(error.body()).unwrap(),
                 json!({"error": "param is missing or the value is empty: customer"})
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_reserves_nothing_and_a_larger_one_is_refused_unread() {
+        let ten_bytes = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
+            br#"{"a": 1}  "#,
+        ))]);
+        let body = collect_body(ten_bytes, Some(1_000_000), MAX_BODY_BYTES)
+            .await
+            .unwrap();
+        assert_eq!(body.len(), 10);
+        assert!(
+            body.capacity() < 64 * 1024,
+            "{} bytes reserved for a body of 10 that claimed 1 MB",
+            body.capacity()
+        );
+
+        let never_read = futures::stream::poll_fn(
+            |_| -> std::task::Poll<Option<Result<Bytes, std::io::Error>>> {
+                panic!("a body declared over the limit is not read")
+            },
+        );
+        assert!(matches!(
+            collect_body(never_read, Some(MAX_BODY_BYTES + 1), MAX_BODY_BYTES).await,
+            Err(ApiError::PayloadTooLarge)
+        ));
+        let chunks = futures::stream::iter(
+            (0..3).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 400]))),
+        );
+        assert!(matches!(
+            collect_body(chunks, None, 1000).await,
+            Err(ApiError::PayloadTooLarge)
+        ));
     }
 
     #[test]

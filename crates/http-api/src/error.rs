@@ -7,9 +7,12 @@ use actix_web::{HttpResponse, ResponseError};
 use domain::{
     Customer, CustomerError, PosError, RepositoryError, ValidationErrors, Vendor, VendorResponse,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::dto::CustomerDto;
+use crate::dto::{
+    CustomerDto, DuplicateBody, ErrorBody, MethodNotAllowedBody, PosAnswer, PosErrorBody,
+    RateLimitedBody, ServiceUnavailableBody, ValidationErrorBody,
+};
 
 pub const UNAUTHORIZED: &str = "You need to sign in or sign up before continuing.";
 /// What to suggest when the POS or the database is down and said nothing better.
@@ -41,6 +44,14 @@ pub enum ApiError {
     CreateInProgress,
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    #[error("rate limited: {message}")]
+    RateLimited {
+        message: &'static str,
+        /// Whole seconds, at least 1.
+        retry_after: u64,
+    },
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("validation failed: {0}")]
@@ -114,6 +125,8 @@ impl ApiError {
             | ApiError::IdempotencyKeyInProgress
             | ApiError::CreateInProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -127,45 +140,63 @@ impl ApiError {
         }
     }
 
-    /// The contract's body for this error.
-    pub fn body(&self) -> Value {
+    /// The contract's body for this error: one of the documented body types, so what is sent
+    /// is what the OpenAPI document describes.
+    pub fn body(&self) -> ErrorResponse {
+        let error = |text: &str| {
+            ErrorResponse::Error(ErrorBody {
+                error: text.to_owned(),
+            })
+        };
         match self {
-            ApiError::MalformedJson(message) => json!({ "error": message }),
+            ApiError::MalformedJson(message) | ApiError::BadRequest(message) => error(message),
             ApiError::MissingParam(param) => {
-                json!({ "error": format!("param is missing or the value is empty: {param}") })
+                error(&format!("param is missing or the value is empty: {param}"))
             }
-            ApiError::BadRequest(message) => json!({ "error": message }),
-            ApiError::Unauthorized => json!({ "error": UNAUTHORIZED }),
-            ApiError::CatalogNotFound => json!({ "error": "catalog not found" }),
-            ApiError::CustomerNotFound => json!({ "error": "customer not found" }),
-            ApiError::RouteNotFound => json!({ "error": "not found" }),
-            ApiError::MethodNotAllowed => json!({ "status": 405, "message": "method not allowed" }),
-            ApiError::Duplicate(customer) => json!({
-                "error": "customer already exists",
-                "customer": CustomerDto::from(customer.as_ref()),
+            ApiError::Unauthorized => error(UNAUTHORIZED),
+            ApiError::CatalogNotFound => error("catalog not found"),
+            ApiError::CustomerNotFound => error("customer not found"),
+            ApiError::RouteNotFound => error("not found"),
+            ApiError::MethodNotAllowed => ErrorResponse::MethodNotAllowed(MethodNotAllowedBody {
+                status: StatusCode::METHOD_NOT_ALLOWED.as_u16(),
+                message: "method not allowed".to_owned(),
             }),
-            ApiError::IdempotencyKeyInProgress => json!({
-                "error": "a request with this Idempotency-Key is still being processed; retry later"
+            ApiError::Duplicate(customer) => ErrorResponse::Duplicate(DuplicateBody {
+                error: "customer already exists".to_owned(),
+                customer: CustomerDto::from(customer.as_ref()),
             }),
-            ApiError::CreateInProgress => json!({
-                "error": "a customer with this e-mail, phone or licence is being created by another request; retry later"
-            }),
+            ApiError::IdempotencyKeyInProgress => {
+                error("a request with this Idempotency-Key is still being processed; retry later")
+            }
+            ApiError::CreateInProgress => error(
+                "a customer with this e-mail, phone or licence is being created by another request; retry later",
+            ),
             ApiError::PayloadTooLarge => {
-                json!({ "error": "the request body is larger than the limit of 1 MiB" })
+                error("the request body is larger than the limit of 1 MiB")
             }
-            ApiError::UnsupportedMediaType => {
-                json!({ "error": "Content-Type must be application/json" })
-            }
-            ApiError::Invalid(errors) => json!({ "errors": errors }),
-            ApiError::IdempotencyKeyReused => {
-                json!({ "error": "Idempotency-Key was already used with a different request" })
-            }
-            ApiError::Pos(error) => pos_body(error),
-            ApiError::DatabaseUnavailable(_) => json!({
-                "error": "service_unavailable",
-                "message": "the gateway's database is unavailable; retry later",
+            ApiError::BodyTimeout(after) => error(&format!(
+                "the request body did not arrive within {}",
+                humantime::format_duration(*after)
+            )),
+            ApiError::RateLimited { message, .. } => ErrorResponse::RateLimited(RateLimitedBody {
+                error: "rate_limited".to_owned(),
+                message: (*message).to_owned(),
             }),
-            ApiError::Internal(_) => json!({ "error": "internal server error" }),
+            ApiError::UnsupportedMediaType => error("Content-Type must be application/json"),
+            ApiError::Invalid(errors) => ErrorResponse::Validation(ValidationErrorBody {
+                errors: errors.clone(),
+            }),
+            ApiError::IdempotencyKeyReused => {
+                error("Idempotency-Key was already used with a different request")
+            }
+            ApiError::Pos(error) => ErrorResponse::Pos(pos_body(error)),
+            ApiError::DatabaseUnavailable(_) => {
+                ErrorResponse::ServiceUnavailable(ServiceUnavailableBody {
+                    error: "service_unavailable".to_owned(),
+                    message: "the gateway's database is unavailable; retry later".to_owned(),
+                })
+            }
+            ApiError::Internal(_) => error("internal server error"),
         }
     }
 
@@ -178,12 +209,13 @@ impl ApiError {
             ),
             ApiError::DatabaseUnavailable(_) => Some(DEFAULT_RETRY_AFTER_SECS),
             ApiError::IdempotencyKeyInProgress | ApiError::CreateInProgress => Some(1),
+            ApiError::RateLimited { retry_after, .. } => Some((*retry_after).max(1)),
             _ => None,
         }
     }
 }
 
-fn pos_body(error: &PosError) -> Value {
+fn pos_body(error: &PosError) -> PosErrorBody {
     let (vendor, message, response): (Option<Vendor>, &str, Option<&VendorResponse>) = match error {
         PosError::Unauthorized(r) => (
             Some(r.vendor),
@@ -213,15 +245,15 @@ fn pos_body(error: &PosError) -> Value {
         ),
         _ => (None, "the POS failed", None),
     };
-    json!({
-        "error": "pos_error",
-        "message": message,
-        "pos": {
-            "vendor": vendor,
-            "status": response.map(|r| r.status),
-            "body": response.map(|r| r.body.clone()),
+    PosErrorBody {
+        error: "pos_error".to_owned(),
+        message: message.to_owned(),
+        pos: PosAnswer {
+            vendor,
+            status: response.map(|r| r.status),
+            body: response.map(|r| r.body.clone()),
         },
-    })
+    }
 }
 
 impl ResponseError for ApiError {
@@ -235,6 +267,10 @@ impl ResponseError for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = HttpResponse::build(status);
+        if matches!(self, ApiError::BodyTimeout(_)) {
+            // The rest of the body may still trickle in: the connection is not reusable.
+            response.force_close();
+        }
         if let Some(seconds) = self.retry_after() {
             response.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
         }
@@ -242,10 +278,29 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The body of an error answer: each variant one of the body types the OpenAPI document
+/// names (`crate::dto`), serialised as that type alone.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ErrorResponse {
+    Error(ErrorBody),
+    Validation(ValidationErrorBody),
+    Duplicate(DuplicateBody),
+    MethodNotAllowed(MethodNotAllowedBody),
+    ServiceUnavailable(ServiceUnavailableBody),
+    RateLimited(RateLimitedBody),
+    Pos(PosErrorBody),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
     use std::time::Duration;
+
+    fn body_of(error: &ApiError) -> Value {
+        serde_json::to_value(error.body()).unwrap()
+    }
 
     #[test]
     fn pos_unavailability_carries_retry_after_and_the_vendor_answer() {
@@ -262,7 +317,7 @@ mod tests {
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(error.retry_after(), Some(7));
         assert_eq!(
-            error.body(),
+            body_of(&error),
             json!({"error": "pos_error", "message": "the POS is unavailable; retry later",
                    "pos": {"vendor": "treez", "status": 429, "body": {"x": 1}}})
         );
@@ -276,7 +331,7 @@ mod tests {
         }));
         assert_eq!(error.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(
-            error.body()["pos"],
+            body_of(&error)["pos"],
             json!({"vendor": "dutchie", "status": null, "body": null})
         );
     }
@@ -305,6 +360,6 @@ mod tests {
     fn internal_causes_are_not_shown() {
         let error = ApiError::from(RepositoryError::Corrupt("row 7 has email 'x'".into()));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(error.body(), json!({"error": "internal server error"}));
+        assert_eq!(body_of(&error), json!({"error": "internal server error"}));
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod state;

@@ -1,7 +1,12 @@
 //! The OpenAPI document, generated from the handlers' annotations, and `/docs`, a page that
 //! renders it.
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use actix_web::HttpResponse;
+use actix_web::http::header::ContentType;
+use actix_web::web::Bytes;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -30,7 +35,7 @@ use crate::{app, dto, routes};
         dto::CustomerList, dto::BulkRequest, dto::BulkResponse, dto::BulkItemResult,
         dto::PosInfo, dto::CapabilitiesDto, dto::ErrorBody, dto::ValidationErrorBody,
         dto::DuplicateBody, dto::MethodNotAllowedBody, dto::PosErrorBody, dto::PosAnswer,
-        dto::ServiceUnavailableBody, dto::ConflictBody, dto::UnprocessableBody,
+        dto::ServiceUnavailableBody, dto::RateLimitedBody, dto::ConflictBody, dto::UnprocessableBody,
         dto::UnavailableBody, app::Health,
     )),
     modifiers(&BearerAuth),
@@ -59,8 +64,37 @@ impl Modify for BearerAuth {
     }
 }
 
+/// How many times the served document was built (once per process: see [`document`]).
+static BUILDS: AtomicUsize = AtomicUsize::new(0);
+static DOCUMENT: LazyLock<Bytes> = LazyLock::new(build);
+
+fn build() -> Bytes {
+    BUILDS.fetch_add(1, Ordering::Relaxed);
+    match serde_json::to_vec(&ApiDoc::openapi()) {
+        Ok(json) => Bytes::from(json),
+        // Not reachable: the document is plain data with string keys.
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render the OpenAPI document");
+            Bytes::from_static(br#"{"error":"internal server error"}"#)
+        }
+    }
+}
+
+/// The OpenAPI document as JSON, built the first time it is asked for and shared afterwards:
+/// it depends on nothing but the code.
+pub fn document() -> &'static Bytes {
+    &DOCUMENT
+}
+
+/// How many times the document has been built in this process (at most once).
+pub fn builds() -> usize {
+    BUILDS.load(Ordering::Relaxed)
+}
+
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(document().clone())
 }
 
 /// A self-contained page: swagger-ui's crate downloads its assets at build time and the

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::dto::{
     self, BulkItemResult, BulkResponse, CustomerDto, CustomerEnvelope, CustomerList, PosInfo,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::state::AppState;
 
 const DATA_SOURCE: &str = "X-Data-Source";
@@ -24,7 +24,8 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// A catalog the bearer token grants. The token is checked first (401), then the grant: a
-/// catalog the token does not name answers exactly like one that does not exist (404).
+/// catalog the token does not name answers exactly like one that does not exist (404); then
+/// the catalog's request budget (429).
 pub struct Grant {
     pub catalog: CatalogId,
 }
@@ -53,10 +54,14 @@ fn grant(req: &HttpRequest) -> Result<Grant, ApiError> {
         .ok_or(ApiError::Unauthorized)?;
     let claims = state.verifier.verify(token).ok_or(ApiError::Unauthorized)?;
     let catalog = req.match_info().get("catalog_id").unwrap_or_default();
-    match CatalogId::parse(catalog) {
-        Some(catalog) if claims.grants(catalog.as_str()) => Ok(Grant { catalog }),
-        _ => Err(ApiError::CatalogNotFound),
-    }
+    let catalog = match CatalogId::parse(catalog) {
+        Some(catalog) if claims.grants(catalog.as_str()) => catalog,
+        _ => return Err(ApiError::CatalogNotFound),
+    };
+    // Every request of a catalog spends its budget, after the token and grant checks so that
+    // nobody can spend another kiosk's.
+    state.limits.charge(&catalog, 1)?;
+    Ok(Grant { catalog })
 }
 
 fn today() -> chrono::NaiveDate {
@@ -131,13 +136,15 @@ fn service(state: &Data<AppState>) -> Arc<CustomerService> {
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
         (status = 405, description = "The POS cannot create customers", body = dto::MethodNotAllowedBody),
-        (status = 409, description = "A customer with this email, phone or licence exists; or a request with this Idempotency-Key is still in progress", body = dto::ConflictBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 409, description = "A customer with this email, phone or licence exists (the body names them); or a request with this Idempotency-Key, or another create of a customer with one of these keys, is still in progress (`Retry-After`)", body = dto::ConflictBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
         (status = 415, description = "Not JSON", body = dto::ErrorBody),
         (status = 422, description = "Invalid fields, or a reused Idempotency-Key", body = dto::UnprocessableBody),
         (status = 502, description = "The POS refused or answered garbage, or the store's POS configuration is unusable", body = dto::PosErrorBody),
         (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+        (status = 408, description = "The body did not arrive within the deadline (`POS_GATEWAY_BODY_TIMEOUT`); the connection is closed", body = dto::ErrorBody),
+        (status = 429, description = "This kiosk (catalog) is over its request budget", body = dto::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -147,7 +154,7 @@ pub async fn create_customer(
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = dto::read_json_body(&req, payload).await?;
+    let body = dto::read_json_body(&req, payload, state.body_timeout).await?;
     let customer = dto::parse_create_body(&body, today())?;
     let key = idempotency_key(&req, &grant.catalog, "create", &body)?;
     let service = service(&state);
@@ -177,6 +184,8 @@ pub async fn create_customer(
         (status = 422, description = "No items or more than 100, or a reused Idempotency-Key", body = dto::UnprocessableBody),
         (status = 502, description = "The store's POS configuration is unusable", body = dto::PosErrorBody),
         (status = 503, description = "The database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 408, description = "The body did not arrive within the deadline (`POS_GATEWAY_BODY_TIMEOUT`); the connection is closed", body = dto::ErrorBody),
+        (status = 429, description = "This kiosk (catalog) is over its request budget (a bulk counts one per item), or too many bulk requests are in flight", body = dto::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -186,13 +195,23 @@ pub async fn bulk_create(
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = dto::read_json_body(&req, payload).await?;
+    let body = dto::read_json_body(&req, payload, state.body_timeout).await?;
     let parsed = dto::parse_bulk_body(&body, today())?;
     let key = idempotency_key(&req, &grant.catalog, "bulk", &body)?;
+    // Held until the bulk's work is done, even if its client leaves.
+    let in_flight = state.limits.start_bulk()?;
+    // Each item is a create: the request paid for one, the others are paid for here.
+    let items = u32::try_from(parsed.len()).unwrap_or(u32::MAX);
+    state
+        .limits
+        .charge(&grant.catalog, items.saturating_sub(1))?;
     let service = service(&state);
     let catalog = grant.catalog;
-    let outcomes =
-        detached(async move { service.bulk_create(&catalog, parsed, key.as_ref()).await }).await?;
+    let outcomes = detached(async move {
+        let _in_flight = in_flight;
+        service.bulk_create(&catalog, parsed, key.as_ref()).await
+    })
+    .await?;
     let results = outcomes.into_iter().map(bulk_item).collect();
     Ok(HttpResponse::Ok().json(BulkResponse { results }))
 }
@@ -212,19 +231,37 @@ fn bulk_item(outcome: domain::BulkItem) -> BulkItemResult {
         Ok(CreateOutcome::AlreadyExists(c)) => ApiError::Duplicate(Box::new(c)),
         Err(e) => ApiError::from(e),
     };
-    let body = error.body();
-    let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-    BulkItemResult {
+    let mut item = BulkItemResult {
         status: error.status().as_u16(),
-        customer: match &error {
-            ApiError::Duplicate(c) => Some(CustomerDto::from(c.as_ref())),
-            _ => None,
-        },
-        error: text("error"),
-        errors: body.get("errors").cloned(),
-        message: text("message"),
-        pos: body.get("pos").cloned(),
+        customer: None,
+        error: None,
+        errors: None,
+        message: None,
+        pos: None,
+    };
+    match error.body() {
+        ErrorResponse::Error(body) => item.error = Some(body.error),
+        ErrorResponse::Validation(body) => item.errors = Some(body.errors),
+        ErrorResponse::Duplicate(body) => {
+            item.error = Some(body.error);
+            item.customer = Some(body.customer);
+        }
+        ErrorResponse::MethodNotAllowed(body) => item.message = Some(body.message),
+        ErrorResponse::ServiceUnavailable(body) => {
+            item.error = Some(body.error);
+            item.message = Some(body.message);
+        }
+        ErrorResponse::RateLimited(body) => {
+            item.error = Some(body.error);
+            item.message = Some(body.message);
+        }
+        ErrorResponse::Pos(body) => {
+            item.error = Some(body.error);
+            item.message = Some(body.message);
+            item.pos = Some(body.pos);
+        }
     }
+    item
 }
 
 #[utoipa::path(
@@ -246,6 +283,7 @@ fn bulk_item(outcome: domain::BulkItem) -> BulkItemResult {
         (status = 422, description = "Invalid filter, limit or cursor", body = dto::ValidationErrorBody),
         (status = 502, description = "The POS refused or answered garbage, or the store's POS configuration is unusable", body = dto::PosErrorBody),
         (status = 503, description = "The database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 429, description = "This kiosk (catalog) is over its request budget", body = dto::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -277,6 +315,7 @@ pub async fn list_customers(
         (status = 502, description = "The POS refused or answered garbage, or the store's POS configuration is unusable", body = dto::PosErrorBody),
         (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+        (status = 429, description = "This kiosk (catalog) is over its request budget", body = dto::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -301,13 +340,15 @@ pub async fn get_customer(
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown catalog or customer", body = dto::ErrorBody),
         (status = 405, description = "The POS cannot update customers", body = dto::MethodNotAllowedBody),
-        (status = 409, description = "The POS refused the change: another of its customers has this e-mail or phone (Treez keeps them unique); the body names that customer", body = dto::DuplicateBody),
+        (status = 409, description = "The POS refused the change: another of its customers has this e-mail or phone (Treez, and the local POS, which keeps e-mail, phone and licence unique); the body names that customer", body = dto::DuplicateBody),
         (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
         (status = 415, description = "Not JSON", body = dto::ErrorBody),
         (status = 422, description = "Invalid fields", body = dto::ValidationErrorBody),
         (status = 502, description = "The POS refused or answered garbage, or the store's POS configuration is unusable", body = dto::PosErrorBody),
         (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+        (status = 408, description = "The body did not arrive within the deadline (`POS_GATEWAY_BODY_TIMEOUT`); the connection is closed", body = dto::ErrorBody),
+        (status = 429, description = "This kiosk (catalog) is over its request budget", body = dto::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -331,13 +372,15 @@ pub async fn patch_customer(
         (status = 401, description = "No, bad or expired token", body = dto::ErrorBody),
         (status = 404, description = "Unknown catalog or customer", body = dto::ErrorBody),
         (status = 405, description = "The POS cannot update customers", body = dto::MethodNotAllowedBody),
-        (status = 409, description = "The POS refused the change: another of its customers has this e-mail or phone (Treez keeps them unique); the body names that customer", body = dto::DuplicateBody),
+        (status = 409, description = "The POS refused the change: another of its customers has this e-mail or phone (Treez, and the local POS, which keeps e-mail, phone and licence unique); the body names that customer", body = dto::DuplicateBody),
         (status = 413, description = "Body over 1 MiB", body = dto::ErrorBody),
         (status = 415, description = "Not JSON", body = dto::ErrorBody),
         (status = 422, description = "Invalid fields; first and last name are required", body = dto::ValidationErrorBody),
         (status = 502, description = "The POS refused or answered garbage, or the store's POS configuration is unusable", body = dto::PosErrorBody),
         (status = 503, description = "The POS or the database is unavailable", body = dto::UnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 504, description = "The POS did not answer in time", body = dto::PosErrorBody),
+        (status = 408, description = "The body did not arrive within the deadline (`POS_GATEWAY_BODY_TIMEOUT`); the connection is closed", body = dto::ErrorBody),
+        (status = 429, description = "This kiosk (catalog) is over its request budget", body = dto::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]
@@ -358,7 +401,7 @@ async fn update(
     kind: dto::UpdateKind,
 ) -> Result<HttpResponse, ApiError> {
     let id = customer_id(&req)?;
-    let body = dto::read_json_body(&req, payload).await?;
+    let body = dto::read_json_body(&req, payload, state.body_timeout).await?;
     let patch = dto::parse_update_body(&body, kind, today())?;
     let service = service(&state);
     let catalog = grant.catalog;
@@ -375,6 +418,7 @@ async fn update(
         (status = 404, description = "Unknown or ungranted catalog", body = dto::ErrorBody),
         (status = 502, description = "The store's POS configuration is unusable", body = dto::PosErrorBody),
         (status = 503, description = "The database is unavailable", body = dto::ServiceUnavailableBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 429, description = "This kiosk (catalog) is over its request budget", body = dto::RateLimitedBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
     security(("bearer" = []))
 )]

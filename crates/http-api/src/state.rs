@@ -11,11 +11,16 @@ use domain::{
 use persistence::Database;
 
 use crate::auth::TokenVerifier;
+use crate::limits::Limits;
 
 pub struct AppState {
     pub service: Arc<CustomerService>,
     pub verifier: TokenVerifier,
     pub database: Database,
+    /// Each catalog's request budget and the cap on bulks in flight.
+    pub limits: Limits,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// Opens a store's POS: the built-in `local` POS lives in our database; every other vendor

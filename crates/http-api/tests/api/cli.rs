@@ -399,3 +399,146 @@ fn sync_a_vendor_store(spec: &pos_adapters::VendorSpec) {
         "{vendor}"
     );
 }
+
+/// A gateway with a `local` store (catalog `local-kiosk`) and a Treez store on `double`
+/// (catalog `treez-kiosk`), configured by `gateway`'s environment; a token for both.
+fn two_stores(
+    gateway: &Gateway,
+    dir: &std::path::Path,
+    double: &dyn vendor_doubles::VendorDouble,
+) -> String {
+    let config = dir.join("treez.json");
+    std::fs::write(&config, double.unthrottled_store_config().to_string()).unwrap();
+    for (vendor, catalog) in [("local", "local-kiosk"), ("treez", "treez-kiosk")] {
+        let mut args = vec!["store", "add", "--name", catalog, "--vendor", vendor];
+        if vendor == "treez" {
+            args.extend(["--config", config.to_str().unwrap()]);
+        }
+        let store = gateway.admin(&args).unwrap()["id"].to_string();
+        gateway
+            .admin(&["catalog", "add", "--store", &store, "--id", catalog])
+            .unwrap();
+    }
+    gateway.admin(&["token", "--catalog", "*"]).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn served_gateway(dir: &std::path::Path) -> Gateway {
+    Gateway::new(BIN)
+        .current_dir(dir)
+        .env(
+            "POS_GATEWAY_JWT_SECRET",
+            "cli-test-secret-0123456789abcdef01234",
+        )
+        .env("POS_GATEWAY_CREDENTIALS_KEY", "ab".repeat(32))
+        .log(dir.join("gateway.log"))
+}
+
+/// Searches by e-mail and phone put customer data in the query string; no line of the log
+/// (debug level, a vendor failing so that warnings are written inside the request) shows
+/// them: the request's `http.target` keeps the parameter names only.
+#[test]
+fn the_log_never_shows_search_values() {
+    use vendor_doubles::{Fault, Op};
+
+    let double = vendor_doubles::start("treez").unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = served_gateway(dir.path()).env("RUST_LOG", "debug");
+    let token = two_stores(&gateway, dir.path(), double.as_ref());
+    let serving = gateway.serve().unwrap();
+    double.double().fail(Op::Search, Fault::Status(500), 100);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for catalog in ["local-kiosk", "treez-kiosk"] {
+            for query in [
+                "email=Ann.Searched%40example.org&phone=(555)%20019-8765",
+                "phone=5550198765&drivers_license=QX-44-Searched&name=Searchedname",
+                "email=bad@@example.org&limit=1",
+            ] {
+                let response = client
+                    .get(format!(
+                        "{}/api/v1/{catalog}/customers?{query}",
+                        serving.url()
+                    ))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    response.status().is_success() || response.status() == 422,
+                    "{catalog} {query}: {}",
+                    response.status()
+                );
+            }
+        }
+    });
+    let log = serving.stop();
+    assert!(
+        log.contains("/api/v1/treez-kiosk/customers?email=***&phone=***"),
+        "the request line is logged, masked: {log}"
+    );
+    assert!(
+        log.contains("POS unreachable"),
+        "a warning was written inside a request: {log}"
+    );
+    for value in [
+        "Searched",
+        "searched",
+        "example.org",
+        "8765",
+        "Searchedname",
+        "QX-44",
+    ] {
+        assert!(!log.contains(value), "{value} is in the log:\n{log}");
+    }
+}
+
+/// `serve` with `POS_GATEWAY_OPS_LISTEN`: `/metrics` and `/readyz` there, not on the public
+/// address; `/healthz` on both.
+#[test]
+fn serve_puts_metrics_and_readiness_on_the_operations_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = free_address().unwrap();
+    let gateway = served_gateway(dir.path())
+        .env("RUST_LOG", "warn")
+        .env("POS_GATEWAY_OPS_LISTEN", ops.to_string());
+    let serving = gateway.serve().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let get = |url: String| {
+            let request = client.get(url);
+            async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            }
+        };
+        let public = serving.url();
+        let ops = format!("http://{ops}");
+        assert_eq!(get(format!("{public}/healthz")).await.0, 200);
+        for path in ["/metrics", "/readyz"] {
+            assert_eq!(
+                get(format!("{public}{path}")).await,
+                (404, r#"{"error":"not found"}"#.to_owned()),
+                "{path}"
+            );
+        }
+        assert_eq!(get(format!("{ops}/healthz")).await.0, 200);
+        assert_eq!(
+            get(format!("{ops}/readyz")).await,
+            (200, r#"{"status":"ready"}"#.to_owned())
+        );
+        let (status, metrics) = get(format!("{ops}/metrics")).await;
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains(
+                r#"pos_gateway_http_requests_total{endpoint="/healthz",method="GET",status="200"}"#
+            ),
+            "{metrics}"
+        );
+    });
+}

@@ -21,6 +21,8 @@ pub enum Db {
 
 pub struct TestApp {
     pub address: String,
+    /// The operations listener's `http://host:port`, when the config asked for one.
+    pub ops_address: Option<String>,
     pub client: reqwest::Client,
     pub database: Database,
     pub config: Config,
@@ -50,27 +52,50 @@ pub async fn spawn_app(db: Db) -> TestApp {
 
 /// The same, checking tokens with `key` (e.g. an ES256 public key).
 pub async fn spawn_app_with_key(db: Db, key: JwtKey) -> TestApp {
+    spawn_configured(db, key, |_| {}).await
+}
+
+/// The same, with the configuration changed by `configure` first (limits, deadlines, an
+/// operations listener: `ops_listen = Some("127.0.0.1:0")` binds a free port).
+pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_configured(db, JwtKey::Secret(Secret::new(SECRET)), configure).await
+}
+
+async fn spawn_configured(db: Db, key: JwtKey, configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (url, postgres) = fresh_database(db, &dir).await;
     let database = Database::connect(&url).await.unwrap();
     database.migrate().await.unwrap();
-    let config = Config {
+    let mut config = Config {
         database_url: url,
         jwt_key: Some(key),
         credentials_key: Some(persistence::CredentialsKey::from_bytes(&[7; 32])),
+        // Tests send bursts no kiosk would (50 bulks at once): they run without the
+        // per-catalog budget and bulk cap, except those that test them (`limits.rs`).
+        catalog_rate: None,
+        max_bulks_in_flight: 1024,
         ..Config::default()
     };
+    configure(&mut config);
     let state = http_api::app::state(&config, database.clone()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let server = http_api::app::server(state, listener).unwrap();
-    tokio::spawn(server);
+    let ops = config
+        .ops_listen
+        .as_deref()
+        .map(|ops| TcpListener::bind(ops).unwrap());
+    let ops_address = ops
+        .as_ref()
+        .map(|ops| format!("http://{}", ops.local_addr().unwrap()));
+    let servers = http_api::app::servers(state, listener, ops).unwrap();
+    tokio::spawn(servers.run());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     TestApp {
         address,
+        ops_address,
         client,
         database,
         config,

@@ -11,6 +11,8 @@ mod cli;
 mod concurrency;
 mod errors;
 mod isolation;
+mod limits;
 mod recovery;
+mod surface;
 mod vendor_specs;
 mod vendors;
