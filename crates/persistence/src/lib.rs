@@ -41,6 +41,7 @@ mod outbox;
 mod schema;
 mod settings;
 mod stores;
+mod tls;
 
 pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
 pub use database::{Backend, Database, PersistenceError};
