@@ -49,4 +49,4 @@ pub use idempotency::IdempotencyRecords;
 pub use mirror::{LocalPos, Mirror};
 pub use outbox::Outbox;
 pub use settings::Settings;
-pub use stores::Stores;
+pub use stores::{AdminError, CatalogSummary, RemovedStore, StoreSummary, Stores};
