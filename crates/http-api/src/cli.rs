@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use domain::{CatalogId, RepositoryError, StoreId, Vendor};
 use persistence::Database;
 use serde_json::json;
 
+use crate::admin;
 use crate::auth::issue_token;
 use crate::config::{Config, JwtKey, Secret};
 
@@ -89,6 +90,56 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the stores with their vendor and catalogs (never their configs).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a store's vendor config: checked as `store add` checks it, then sealed again.
+    Update {
+        /// The store's id (`store list` shows them).
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// The vendor's new config JSON (credentials, base_url).
+        #[arg(long = "config", value_name = "FILE.json")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a store with its mirrored customers, its journal of pending vendor creates and
+    /// its idempotency records. Refused while catalogs use it, or while a `local` store holds
+    /// customers, unless --force.
+    Remove {
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// Also remove its catalogs (and a `local` store's customers, kept nowhere else).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every store's vendor credentials under a new credentials key, in one
+    /// transaction. Keys are read from environment variables or files, never from the command
+    /// line (which other users of the machine can see).
+    #[command(group(ArgGroup::new("new_key").required(true).args(["new_key_env", "new_key_file"])))]
+    #[command(group(ArgGroup::new("old_key").args(["old_key_env", "old_key_file"])))]
+    Rekey {
+        /// The variable holding the current key (default: POS_GATEWAY_CREDENTIALS_KEY, or the
+        /// config file's credentials_key).
+        #[arg(long, value_name = "VAR")]
+        old_key_env: Option<String>,
+        /// A file holding the current key.
+        #[arg(long, value_name = "PATH")]
+        old_key_file: Option<PathBuf>,
+        /// The variable holding the new key.
+        #[arg(long, value_name = "VAR")]
+        new_key_env: Option<String>,
+        /// A file holding the new key.
+        #[arg(long, value_name = "PATH")]
+        new_key_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +153,20 @@ pub enum CatalogCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the catalogs, of every store or of one.
+    List {
+        #[arg(long)]
+        store: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a catalog (its store stays); tokens naming it stop working at once.
+    Remove {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Command {
@@ -110,8 +175,18 @@ impl Command {
             Command::Migrate { json }
             | Command::Token { json, .. }
             | Command::Sync { json, .. }
-            | Command::Store(StoreCommand::Add { json, .. })
-            | Command::Catalog(CatalogCommand::Add { json, .. }) => *json,
+            | Command::Store(
+                StoreCommand::Add { json, .. }
+                | StoreCommand::List { json }
+                | StoreCommand::Update { json, .. }
+                | StoreCommand::Remove { json, .. }
+                | StoreCommand::Rekey { json, .. },
+            )
+            | Command::Catalog(
+                CatalogCommand::Add { json, .. }
+                | CatalogCommand::List { json, .. }
+                | CatalogCommand::Remove { json, .. },
+            ) => *json,
             Command::Serve | Command::Demo => false,
         }
     }
@@ -158,31 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         }) => {
             let vendor: Vendor = vendor.parse().map_err(anyhow::Error::msg)?;
-            let vendor_config = match file {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    serde_json::from_str(&text)
-                        .with_context(|| format!("{} is not valid JSON", path.display()))?
-                }
-                None => json!({}),
-            };
-            let holds_credentials = vendor_config.as_object().is_none_or(|o| !o.is_empty());
-            if holds_credentials && config.credentials_key.is_none() {
-                anyhow::bail!(
-                    "POS_GATEWAY_CREDENTIALS_KEY must be set to store vendor credentials: \
-                     they are encrypted with it ({})",
-                    persistence::KEY_FORMAT
-                );
-            }
-            if vendor != Vendor::Local {
-                pos_adapters::validate_config(vendor, &vendor_config).map_err(|e| match e {
-                    pos_adapters::AdapterError::NotBuilt(_) => {
-                        anyhow::anyhow!("{e}; it has: {}", built_vendors())
-                    }
-                    other => other.into(),
-                })?;
-            }
+            let vendor_config = vendor_config(&config, vendor, file.as_deref())?;
             let database = open(&config).await?;
             let store = database
                 .stores()
@@ -194,6 +245,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &store.id.to_string(),
             );
             Ok(())
+        }
+        Command::Store(StoreCommand::List { json }) => admin::list_stores(&config, json).await,
+        Command::Store(StoreCommand::Update {
+            id,
+            config: file,
+            json,
+        }) => admin::update_store(&config, id, &file, json).await,
+        Command::Store(StoreCommand::Remove { id, force, json }) => {
+            admin::remove_store(&config, id, force, json).await
+        }
+        Command::Store(StoreCommand::Rekey {
+            old_key_env,
+            old_key_file,
+            new_key_env,
+            new_key_file,
+            json,
+        }) => {
+            let old = admin::KeySource::of(old_key_env, old_key_file);
+            let new = admin::KeySource::of(new_key_env, new_key_file);
+            admin::rekey(&config, old, new, json).await
+        }
+        Command::Catalog(CatalogCommand::List { store, json }) => {
+            admin::list_catalogs(&config, store, json).await
+        }
+        Command::Catalog(CatalogCommand::Remove { id, json }) => {
+            admin::remove_catalog(&config, &id, json).await
         }
         Command::Catalog(CatalogCommand::Add { store, id, json }) => {
             let catalog = CatalogId::parse(&id).ok_or_else(|| {
@@ -250,7 +327,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn print(json: bool, value: serde_json::Value, text: &str) {
+/// A store's vendor config as `store add` and `store update` take it: the JSON file (`{}`
+/// without one), refused when it holds credentials and no key is set, and checked by the
+/// vendor's adapter (an unknown or unbuilt vendor is refused with the list).
+pub(crate) fn vendor_config(
+    config: &Config,
+    vendor: Vendor,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<serde_json::Value> {
+    let vendor_config = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?
+        }
+        None => json!({}),
+    };
+    let holds_credentials = vendor_config.as_object().is_none_or(|o| !o.is_empty());
+    if holds_credentials && config.credentials_key.is_none() {
+        anyhow::bail!(
+            "POS_GATEWAY_CREDENTIALS_KEY must be set to store vendor credentials: \
+             they are encrypted with it ({})",
+            persistence::KEY_FORMAT
+        );
+    }
+    if vendor != Vendor::Local {
+        pos_adapters::validate_config(vendor, &vendor_config).map_err(|e| match e {
+            pos_adapters::AdapterError::NotBuilt(_) => {
+                anyhow::anyhow!("{e}; it has: {}", built_vendors())
+            }
+            other => other.into(),
+        })?;
+    }
+    Ok(vendor_config)
+}
+
+pub(crate) fn print(json: bool, value: serde_json::Value, text: &str) {
     if json {
         println!("{value}");
     } else {
@@ -258,7 +371,7 @@ fn print(json: bool, value: serde_json::Value, text: &str) {
     }
 }
 
-async fn open(config: &Config) -> anyhow::Result<Database> {
+pub(crate) async fn open(config: &Config) -> anyhow::Result<Database> {
     let database = Database::connect(&config.database_url)
         .await?
         .with_credentials_key(config.credentials_key.clone());

@@ -4,6 +4,7 @@
 //! This is the only crate that knows HTTP status codes and the only one that depends on all the
 //! others; nothing depends on it.
 
+mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -38,7 +38,7 @@ pub async fn run(
         .ok_or_else(|| anyhow::anyhow!("catalog {catalog} not found"))?;
     let service = crate::app::service(config, database);
     let settings = database.settings();
-    let key = format!("sync_cursor:{}", store.id);
+    let key = cursor_key(store.id);
     if restart {
         settings.remove(&key).await?;
     }
@@ -122,6 +122,11 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+/// The settings key an interrupted sync of `store` keeps its place under.
+pub(crate) fn cursor_key(store: domain::StoreId) -> String {
+    format!("sync_cursor:{store}")
 }
 
 fn retry_after(error: &PosError) -> Option<Duration> {

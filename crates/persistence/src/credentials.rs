@@ -140,6 +140,9 @@ impl CredentialsKey {
     }
 }
 
+/// A SQL `LIKE` pattern matching sealed configs.
+pub(crate) const SEALED_LIKE: &str = "v1:%";
+
 /// Whether a stored config is sealed (as opposed to a plain, empty `{}`).
 pub(crate) fn is_sealed(stored: &str) -> bool {
     stored.starts_with(SEALED_V1)

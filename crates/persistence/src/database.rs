@@ -24,6 +24,7 @@ use crate::mirror::{LocalPos, Mirror};
 use crate::outbox::Outbox;
 use crate::settings::Settings;
 use crate::stores::Stores;
+use crate::tls::PgTarget;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -81,8 +82,8 @@ pub(crate) enum Pool {
 
 /// Where the database is; kept for migrations, which use a connection of their own.
 enum Location {
-    /// The whole URL, password included: never printed.
-    Postgres(String),
+    /// The parsed URL and its TLS set-up (`sslmode`); never printed.
+    Postgres(Arc<PgTarget>),
     /// A file path.
     Sqlite(String),
 }
@@ -122,12 +123,21 @@ impl Database {
         let location = Location::parse(url)?;
         let mut relaxed = None;
         let pool = match &location {
-            Location::Postgres(url) => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
+            Location::Postgres(target) => {
                 let mut config = ManagerConfig::<AsyncPgConnection>::default();
-                config.custom_setup = Box::new(|url| Box::pin(establish_relaxed(url.to_owned())));
+                let plain = Arc::clone(target);
+                config.custom_setup = Box::new(move |_| {
+                    let target = Arc::clone(&plain);
+                    Box::pin(async move { target.connect().await })
+                });
+                // The manager's URL is unused: every connection comes from the parsed target.
+                let manager = AsyncDieselConnectionManager::new_with_config("postgres", config);
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                let relaxed_target = Arc::clone(target);
+                config.custom_setup =
+                    Box::new(move |_| Box::pin(establish_relaxed(Arc::clone(&relaxed_target))));
                 let relaxed_manager =
-                    AsyncDieselConnectionManager::new_with_config(url.clone(), config);
+                    AsyncDieselConnectionManager::new_with_config("postgres", config);
                 relaxed = Some(build_pool(
                     relaxed_manager,
                     POSTGRES_RELAXED_POOL_SIZE,
@@ -267,7 +277,9 @@ impl Location {
             .split_once("://")
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
         match scheme.as_deref() {
-            Some("postgres" | "postgresql") => Ok(Location::Postgres(url.to_owned())),
+            Some("postgres" | "postgresql") => PgTarget::parse(url)
+                .map(|target| Location::Postgres(Arc::new(target)))
+                .map_err(PersistenceError::BadUrl),
             // Only a plausible scheme is repeated: the rest of a URL may hold a password.
             Some(scheme)
                 if !scheme.is_empty()
@@ -288,19 +300,21 @@ impl Location {
     /// Blocking: run it on a blocking thread.
     fn run_migrations(&self) -> Result<(), PersistenceError> {
         match self {
-            Location::Postgres(url) => {
+            Location::Postgres(target) => {
                 let failed = |message: String| PersistenceError::Migrate {
                     backend: Backend::Postgres,
                     message,
                 };
-                let mut conn =
-                    <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(
-                        url,
-                    )
+                // On a blocking thread of the caller's runtime: the connection is made (and
+                // driven) there, and the wrapper blocks on that runtime for each query.
+                let established = tokio::runtime::Handle::try_current()
+                    .map_err(|e| failed(e.to_string()))?
+                    .block_on(target.connect())
                     .map_err(|e| PersistenceError::Connect {
                         backend: Backend::Postgres,
                         message: e.to_string(),
                     })?;
+                let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(established);
                 // Held until this connection closes, so two instances starting together do not
                 // both apply the same migration.
                 diesel::connection::SimpleConnection::batch_execute(
@@ -347,8 +361,8 @@ fn create_parent_directory(path: &str) -> Result<(), PersistenceError> {
     }
 }
 
-async fn establish_relaxed(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
-    let mut conn = AsyncPgConnection::establish(&url).await?;
+async fn establish_relaxed(target: Arc<PgTarget>) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = target.connect().await?;
     conn.batch_execute("SET synchronous_commit = off")
         .await
         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -396,6 +410,8 @@ where
 fn pool_error(error: PoolError) -> RepositoryError {
     match error {
         PoolError::NoRuntimeSpecified => RepositoryError::Other(error.to_string()),
+        // Why the connection could not be made, without deadpool's preamble.
+        PoolError::Backend(cause) => RepositoryError::Unavailable(cause.to_string()),
         other => RepositoryError::Unavailable(other.to_string()),
     }
 }

@@ -42,6 +42,7 @@ mod outbox;
 mod schema;
 mod settings;
 mod stores;
+mod tls;
 
 pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
 pub use database::{Backend, Database, PersistenceError};
@@ -50,4 +51,4 @@ pub use locks::Locks;
 pub use mirror::{LocalPos, Mirror};
 pub use outbox::Outbox;
 pub use settings::Settings;
-pub use stores::Stores;
+pub use stores::{AdminError, CatalogSummary, RemovedStore, StoreSummary, Stores};

@@ -19,7 +19,7 @@ use domain::{
     IdempotencyKey, IdempotencyStore, NewCustomer, OptionalField, PageToken, PendingCreate,
     PendingCreates, PersonName, Phone, PosError, RepositoryError, StoreId, StoreRegistry, Vendor,
 };
-use persistence::{Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
+use persistence::{AdminError, Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
 use serde_json::json;
 use testkit::pg::TestDatabase;
 
@@ -126,12 +126,16 @@ suite!(
     create_locks_are_all_or_none_and_expire,
     settings_keep_the_first_value,
     pending_creates_are_recorded_listed_and_settled,
-    pending_create_looks_are_counted_once_and_spaced;
+    pending_create_looks_are_counted_once_and_spaced,
+    a_removed_store_takes_what_was_kept_for_it;
     with_url:
     credentials_are_encrypted_at_rest,
     credentials_need_the_right_key,
     sealed_configs_do_not_move_between_stores,
     pending_creates_go_with_their_store_and_unreadable_ones_are_reported,
+    rekey_reseals_every_store_under_the_new_key,
+    rekey_is_all_or_nothing,
+    stores_and_catalogs_are_listed_updated_and_removed,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1707,4 +1711,342 @@ async fn pending_creates_go_with_their_store_and_unreadable_ones_are_reported(
         }
         other => panic!("expected a corrupt entry, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator's day two: rekey, and the store and catalog lifecycle
+
+async fn all_configs(url: &str) -> Vec<String> {
+    raw_sql(url, "SELECT config FROM stores ORDER BY id").await
+}
+
+async fn rekey_reseals_every_store_under_the_new_key(db: Database, url: String) {
+    let (old, new) = (credentials_key(), CredentialsKey::from_bytes(&[9; 32]));
+    let under_old = db.clone().with_credentials_key(Some(old.clone())).stores();
+    let a = under_old
+        .add_store("A", Vendor::Treez, &secret_config())
+        .await
+        .unwrap();
+    let local = under_old
+        .add_store("Local", Vendor::Local, &json!({}))
+        .await
+        .unwrap();
+    let b = under_old
+        .add_store("B", Vendor::Cova, &json!({"api_key": "cova-secret"}))
+        .await
+        .unwrap();
+    let before = all_configs(&url).await;
+
+    assert_eq!(under_old.rekey(&old, &new).await.unwrap(), [a.id, b.id]);
+
+    let under_new = db.clone().with_credentials_key(Some(new.clone())).stores();
+    assert_eq!(under_new.get_store(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(under_new.get_store(b.id).await.unwrap(), Some(b.clone()));
+    assert_eq!(under_new.get_store(local.id).await.unwrap(), Some(local));
+    assert!(matches!(
+        under_old.get_store(a.id).await,
+        Err(RepositoryError::Corrupt(_))
+    ));
+    let after = all_configs(&url).await;
+    assert_ne!(after[0], before[0]);
+    assert_eq!(
+        after[1], "{}",
+        "a config without credentials stays as it is"
+    );
+    assert!(after.iter().all(|raw| !raw.contains("TOPSECRET")));
+
+    // Run again by mistake: refused, naming the first store, and saying why.
+    match under_old.rekey(&old, &new).await {
+        Err(error @ AdminError::DoesNotOpen { store, .. }) => {
+            assert_eq!(store, a.id);
+            let message = error.to_string();
+            assert!(
+                message.contains("sealed under the new key already"),
+                "{message}"
+            );
+        }
+        other => panic!("a second rekey: {other:?}"),
+    }
+    assert_eq!(all_configs(&url).await, after);
+}
+
+async fn rekey_is_all_or_nothing(db: Database, url: String) {
+    let (old, new) = (credentials_key(), CredentialsKey::from_bytes(&[9; 32]));
+    let stray = CredentialsKey::from_bytes(&[3; 32]);
+    let under_old = db.clone().with_credentials_key(Some(old.clone())).stores();
+    let first = under_old
+        .add_store("First", Vendor::Treez, &secret_config())
+        .await
+        .unwrap();
+    // Sealed under a key that is neither: say, added by an instance with another key.
+    let odd = db
+        .clone()
+        .with_credentials_key(Some(stray))
+        .stores()
+        .add_store("Odd", Vendor::Treez, &secret_config())
+        .await
+        .unwrap();
+    let last = under_old
+        .add_store("Last", Vendor::Flowhub, &json!({"key": "flowhub-secret"}))
+        .await
+        .unwrap();
+    let before = all_configs(&url).await;
+
+    match under_old.rekey(&old, &new).await {
+        Err(error @ AdminError::DoesNotOpen { store, .. }) => {
+            assert_eq!(store, odd.id);
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("store {} (\"Odd\")", odd.id)),
+                "{message}"
+            );
+            assert!(
+                message.contains("does not open with the old key"),
+                "{message}"
+            );
+            assert!(message.contains("nothing was changed"), "{message}");
+            assert!(!message.contains("TOPSECRET"), "{message}");
+        }
+        other => panic!("a store that does not open must stop the rekey: {other:?}"),
+    }
+    // Not even the store before it was re-sealed.
+    assert_eq!(all_configs(&url).await, before);
+    assert_eq!(under_old.get_store(first.id).await.unwrap(), Some(first));
+    assert_eq!(under_old.get_store(last.id).await.unwrap(), Some(last));
+}
+
+async fn stores_and_catalogs_are_listed_updated_and_removed(db: Database, url: String) {
+    let stores = db
+        .clone()
+        .with_credentials_key(Some(credentials_key()))
+        .stores();
+    let main = stores
+        .add_store("Main Street", Vendor::Treez, &secret_config())
+        .await
+        .unwrap();
+    let local = stores
+        .add_store("Elm Street", Vendor::Local, &json!({}))
+        .await
+        .unwrap();
+    let kiosk = |id: &str| CatalogId::parse(id).unwrap();
+    for (store, catalog) in [
+        (main.id, "kiosk-2"),
+        (main.id, "kiosk-1"),
+        (local.id, "elm"),
+    ] {
+        stores.add_catalog(store, &kiosk(catalog)).await.unwrap();
+    }
+
+    let listed = stores.list_stores().await.unwrap();
+    let shown: Vec<_> = listed
+        .iter()
+        .map(|s| {
+            (
+                s.id,
+                s.name.as_str(),
+                s.vendor,
+                s.has_credentials,
+                s.catalogs.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                main.id,
+                "Main Street",
+                Vendor::Treez,
+                true,
+                vec![kiosk("kiosk-1"), kiosk("kiosk-2")]
+            ),
+            (
+                local.id,
+                "Elm Street",
+                Vendor::Local,
+                false,
+                vec![kiosk("elm")]
+            ),
+        ]
+    );
+    assert!(!format!("{listed:?}").contains("TOPSECRET"));
+    // Listing needs no key: it opens no config.
+    let keyless = db.clone().with_credentials_key(None).stores();
+    assert_eq!(keyless.list_stores().await.unwrap(), listed);
+
+    // A new config, sealed again; the old one need not open (a lost key is recovered so).
+    let rotated = json!({"dispensary": "main-street", "client_id": "kiosk-client", "api_key": "sk_live_ROTATED"});
+    let updated = stores.update_config(main.id, &rotated).await.unwrap();
+    assert_eq!(updated.id, main.id);
+    assert!(updated.has_credentials);
+    assert!(updated.updated_at >= listed[0].updated_at);
+    assert_eq!(
+        stores.get_store(main.id).await.unwrap().unwrap().config,
+        rotated
+    );
+    let raw = raw_config(&url, main.id).await;
+    assert!(raw.starts_with("v1:") && !raw.contains("ROTATED"), "{raw}");
+    assert!(matches!(
+        keyless.update_config(main.id, &secret_config()).await,
+        Err(AdminError::Repository(RepositoryError::Other(m))) if m.contains("POS_GATEWAY_CREDENTIALS_KEY")
+    ));
+    assert!(matches!(
+        stores.update_config(StoreId(987_654), &rotated).await,
+        Err(AdminError::StoreNotFound(StoreId(987_654)))
+    ));
+
+    let catalog_ids = |list: Vec<persistence::CatalogSummary>| {
+        list.into_iter()
+            .map(|c| (c.id.as_str().to_owned(), c.store))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        catalog_ids(stores.list_catalogs(None).await.unwrap()),
+        [
+            ("elm".to_owned(), local.id),
+            ("kiosk-1".to_owned(), main.id),
+            ("kiosk-2".to_owned(), main.id),
+        ]
+    );
+    assert_eq!(
+        catalog_ids(stores.list_catalogs(Some(local.id)).await.unwrap()),
+        [("elm".to_owned(), local.id)]
+    );
+    assert!(matches!(
+        stores.list_catalogs(Some(StoreId(987_654))).await,
+        Err(AdminError::StoreNotFound(_))
+    ));
+
+    let removed = stores.remove_catalog(&kiosk("kiosk-2")).await.unwrap();
+    assert_eq!((removed.id, removed.store), (kiosk("kiosk-2"), main.id));
+    assert_eq!(
+        stores.store_for_catalog(&kiosk("kiosk-2")).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        stores.remove_catalog(&kiosk("kiosk-2")).await,
+        Err(AdminError::CatalogNotFound(_))
+    ));
+
+    // Refused while a catalog uses it: nothing goes.
+    match stores.remove_store(main.id, false).await {
+        Err(error @ AdminError::StoreInUse { .. }) => {
+            assert_eq!(
+                error.to_string(),
+                format!("store {} is used by catalog kiosk-1", main.id)
+            );
+        }
+        other => panic!("a store in use was removed: {other:?}"),
+    }
+    assert!(stores.get_store(main.id).await.unwrap().is_some());
+    assert!(
+        stores
+            .store_for_catalog(&kiosk("kiosk-1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let removed = stores.remove_store(main.id, true).await.unwrap();
+    assert_eq!(removed.catalogs, [kiosk("kiosk-1")]);
+    assert_eq!(
+        (removed.name.as_str(), removed.vendor),
+        ("Main Street", Vendor::Treez)
+    );
+    assert_eq!(stores.get_store(main.id).await.unwrap(), None);
+    assert_eq!(
+        stores.store_for_catalog(&kiosk("kiosk-1")).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        stores.remove_store(main.id, true).await,
+        Err(AdminError::StoreNotFound(_))
+    ));
+    // The catalog id is free again.
+    stores
+        .add_catalog(local.id, &kiosk("kiosk-1"))
+        .await
+        .unwrap();
+}
+
+async fn a_removed_store_takes_what_was_kept_for_it(db: Database) {
+    let stores = db.stores();
+    let (gone, kept) = (store(&db, "Gone").await, store(&db, "Kept").await);
+    // `_` is a LIKE wildcard: kiosk_1's records must not take kioskX1's with them.
+    let (gone_kiosk, kept_kiosk) = (
+        CatalogId::parse("kiosk_1").unwrap(),
+        CatalogId::parse("kioskX1").unwrap(),
+    );
+    stores.add_catalog(gone, &gone_kiosk).await.unwrap();
+    stores.add_catalog(kept, &kept_kiosk).await.unwrap();
+    let mirror = db.mirror();
+    for store in [gone, kept] {
+        mirror.upsert(store, &[john()], &[]).await.unwrap();
+        db.outbox()
+            .record(store, &new_customer("journaled@example.com"))
+            .await
+            .unwrap();
+    }
+    let records = db.idempotency();
+    let key_of = |catalog: &CatalogId| IdempotencyKey {
+        scope: format!("{catalog}:create"),
+        key: "k-1".to_owned(),
+        fingerprint: "body".to_owned(),
+    };
+    for catalog in [&gone_kiosk, &kept_kiosk] {
+        acquired(records.claim(&key_of(catalog)).await.unwrap());
+    }
+
+    // A `local` store's customers exist nowhere else: that needs --force too.
+    match stores.remove_store(gone, false).await {
+        Err(AdminError::StoreInUse { catalogs, .. }) => {
+            assert_eq!(catalogs, std::slice::from_ref(&gone_kiosk))
+        }
+        other => panic!("{other:?}"),
+    }
+    stores.remove_catalog(&gone_kiosk).await.unwrap();
+    match stores.remove_store(gone, false).await {
+        Err(error @ AdminError::HoldsCustomers { customers: 1, .. }) => {
+            assert!(error.to_string().contains("exist nowhere else"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    stores.add_catalog(gone, &gone_kiosk).await.unwrap();
+    acquired(records.claim(&key_of(&gone_kiosk)).await.unwrap());
+
+    let removed = stores.remove_store(gone, true).await.unwrap();
+    assert_eq!(
+        (
+            removed.catalogs.clone(),
+            removed.customers,
+            removed.pending_creates
+        ),
+        (vec![gone_kiosk.clone()], 1, 1)
+    );
+
+    // Its mirror, journal and idempotency records went with it; the other store's stayed.
+    assert!(found(&mirror, gone, &query()).await.is_empty());
+    assert_eq!(found(&mirror, kept, &query()).await, ["c-1"]);
+    tokio::time::sleep(AGED).await;
+    let journal: Vec<StoreId> = db
+        .outbox()
+        .orphans(YOUNG, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|entry| entry.store)
+        .collect();
+    assert_eq!(journal, [kept]);
+    assert!(
+        matches!(
+            records.claim(&key_of(&gone_kiosk)).await.unwrap(),
+            Claim::Acquired(_)
+        ),
+        "the removed catalog's record is gone"
+    );
+    assert_eq!(
+        records.claim(&key_of(&kept_kiosk)).await.unwrap(),
+        Claim::InProgress,
+        "the other catalog's record stays"
+    );
 }

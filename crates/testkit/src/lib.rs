@@ -3,6 +3,8 @@
 //!
 //! - [`pg`]: a fresh PostgreSQL database per test or run ([`pg::TestDatabase`], behind the
 //!   `postgres` feature), dropped again when its guard is dropped;
+//! - [`pg_cluster`]: a throw-away PostgreSQL cluster of a test's own, with its own settings
+//!   (TLS, say), stopped and removed when dropped;
 //! - [`gateway`]: the `pos-gateway` binary as a process (admin commands with `--json`, `serve`
 //!   on a free port once `/healthz` answers, kill on drop, what `/proc` says about it);
 //! - [`http`] and [`procfs`]: the std-only pieces the launcher is built from.
@@ -15,4 +17,5 @@
 pub mod gateway;
 pub mod http;
 pub mod pg;
+pub mod pg_cluster;
 pub mod procfs;

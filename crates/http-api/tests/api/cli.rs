@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testkit::gateway::{Gateway, free_address, terminate};
+use testkit::pg::TestDatabase;
+
+use crate::helpers::Db;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pos-gateway");
 
@@ -21,15 +24,44 @@ const BIN: &str = env!("CARGO_BIN_EXE_pos-gateway");
 struct Env {
     dir: tempfile::TempDir,
     gateway: Gateway,
+    /// The database the binary uses.
+    database_url: String,
+    /// When that is a PostgreSQL database of the test's own: dropped with the `Env`.
+    _postgres: Option<TestDatabase>,
 }
 
 impl Env {
+    /// On SQLite: the default file in the working directory.
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let gateway = Gateway::new(BIN)
             .current_dir(dir.path())
             .env("RUST_LOG", "warn");
-        Self { dir, gateway }
+        let database_url = format!("sqlite://{}", dir.path().join("pos-gateway.db").display());
+        Self {
+            dir,
+            gateway,
+            database_url,
+            _postgres: None,
+        }
+    }
+
+    /// On `db`: SQLite as [`Env::new`], or a fresh PostgreSQL database named by
+    /// `POS_GATEWAY_DATABASE_URL`.
+    fn on(db: Db) -> Self {
+        let mut env = Self::new();
+        if let Db::Postgres = db {
+            let database = tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(TestDatabase::create());
+            env.database_url = database.url().to_owned();
+            env.gateway = env
+                .gateway
+                .clone()
+                .env("POS_GATEWAY_DATABASE_URL", &env.database_url);
+            env._postgres = Some(database);
+        }
+        env
     }
 
     fn command(&self) -> Command {
@@ -37,12 +69,42 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let output = self.command().args(args).output().unwrap();
+        self.run_with(&[], args)
+    }
+
+    /// Runs with `vars` set too.
+    fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+        let output = self
+            .command()
+            .envs(vars.iter().copied())
+            .args(args)
+            .output()
+            .unwrap();
         (
             output.status.success(),
             String::from_utf8(output.stdout).unwrap(),
             String::from_utf8(output.stderr).unwrap(),
         )
+    }
+
+    /// `path` in the working directory, holding `contents`.
+    fn file(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.display().to_string()
+    }
+
+    /// The store `id` as the gateway reads it with `key`.
+    fn read_store(&self, key: &str, id: i64) -> Result<domain::Store, domain::RepositoryError> {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let database = persistence::Database::connect(&self.database_url)
+                .await
+                .unwrap()
+                .with_credentials_key(Some(persistence::CredentialsKey::parse(key).unwrap()));
+            domain::StoreRegistry::store_by_id(&database.stores(), domain::StoreId(id))
+                .await
+                .map(Option::unwrap)
+        })
     }
 }
 
@@ -541,4 +603,435 @@ fn serve_puts_metrics_and_readiness_on_the_operations_address() {
             "{metrics}"
         );
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator's day two: the store and catalog lifecycle, and rekeying, on both databases
+
+/// Instantiates each `fn(Db)` as `sqlite::NAME` and `postgres::NAME`.
+macro_rules! cli_on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() { super::$name(crate::helpers::Db::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() { super::$name(crate::helpers::Db::Postgres) })*
+        }
+    };
+}
+
+cli_on_both_databases!(
+    stores_and_catalogs_are_listed_updated_and_removed,
+    rekey_reseals_every_store_and_changes_nothing_when_one_does_not_open,
+);
+
+const KEY_A: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+const KEY_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const KEY_C: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+const KEY_STRAY: &str = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+
+fn treez_config(api_key: &str) -> String {
+    json!({"dispensary": "main-street", "client_id": "kiosk", "api_key": api_key}).to_string()
+}
+
+fn parsed(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn stores_and_catalogs_are_listed_updated_and_removed(db: Db) {
+    let env = Env::on(db);
+    let key = [("POS_GATEWAY_CREDENTIALS_KEY", KEY_A)];
+    let run = |args: &[&str]| env.run_with(&key, args);
+    let first_config = env.file("treez.json", &treez_config("sk_live_FIRST_SECRET"));
+    let (ok, out, err) = run(&[
+        "store",
+        "add",
+        "--name",
+        "Main St",
+        "--vendor",
+        "treez",
+        "--config",
+        &first_config,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let main = parsed(&out)["id"].as_i64().unwrap();
+    let main_id = main.to_string();
+    let (ok, out, err) = run(&[
+        "store", "add", "--name", "Elm St", "--vendor", "local", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let elm = parsed(&out)["id"].as_i64().unwrap();
+    for (store, catalog) in [(main, "kiosk-2"), (main, "kiosk-1"), (elm, "elm")] {
+        let (ok, _, err) = run(&[
+            "catalog",
+            "add",
+            "--store",
+            &store.to_string(),
+            "--id",
+            catalog,
+        ]);
+        assert!(ok, "{err}");
+    }
+
+    // Listed with stable fields, and never a config (sealed or not).
+    let (ok, out, err) = run(&["store", "list", "--json"]);
+    assert!(ok, "{err}");
+    let listed = parsed(&out);
+    let stores = listed["stores"].as_array().unwrap();
+    assert_eq!(stores.len(), 2, "{listed}");
+    let first = stores[0].as_object().unwrap();
+    assert_eq!(
+        first.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "catalogs",
+            "created_at",
+            "has_credentials",
+            "id",
+            "name",
+            "updated_at",
+            "vendor"
+        ]
+    );
+    assert_eq!(
+        (
+            &first["id"],
+            &first["name"],
+            &first["vendor"],
+            &first["has_credentials"],
+            &first["catalogs"]
+        ),
+        (
+            &json!(main),
+            &json!("Main St"),
+            &json!("treez"),
+            &json!(true),
+            &json!(["kiosk-1", "kiosk-2"])
+        )
+    );
+    assert!(first["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(stores[1]["has_credentials"], false);
+    assert_eq!(stores[1]["catalogs"], json!(["elm"]));
+    let (ok, text, _) = run(&["store", "list"]);
+    assert!(ok);
+    assert!(text.starts_with("ID  NAME"), "{text}");
+    assert!(
+        text.contains("sealed") && text.contains("kiosk-1, kiosk-2"),
+        "{text}"
+    );
+    for shown in [&out, &text] {
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("v1:"),
+            "{shown}"
+        );
+    }
+
+    // Updated: checked exactly as `store add` checks a config, then sealed again.
+    let insecure = env.file(
+        "insecure.json",
+        &json!({"dispensary": "main-street", "client_id": "kiosk", "api_key": "k", "base_url": "http://pos.example.com"}).to_string(),
+    );
+    let (ok, _, add_refusal) = run(&[
+        "store", "add", "--name", "Other", "--vendor", "treez", "--config", &insecure,
+    ]);
+    assert!(!ok);
+    let (ok, _, update_refusal) = run(&["store", "update", &main_id, "--config", &insecure]);
+    assert!(!ok, "an insecure base_url is refused");
+    assert!(update_refusal.contains("base_url"), "{update_refusal}");
+    assert_eq!(update_refusal, add_refusal, "the same check as store add");
+    let (ok, _, err) = env.run(&["store", "update", &main_id, "--config", &first_config]);
+    assert!(!ok, "credentials need the key");
+    assert!(
+        err.contains("POS_GATEWAY_CREDENTIALS_KEY must be set"),
+        "{err}"
+    );
+    assert_eq!(
+        env.read_store(KEY_A, main).unwrap().config,
+        parsed(&treez_config("sk_live_FIRST_SECRET"))
+    );
+
+    let rotated = env.file("rotated.json", &treez_config("sk_live_ROTATED_SECRET"));
+    let (ok, out, err) = run(&["store", "update", &main_id, "--config", &rotated, "--json"]);
+    assert!(ok, "{err}");
+    let updated = parsed(&out);
+    assert_eq!(
+        (&updated["id"], &updated["has_credentials"]),
+        (&json!(main), &json!(true))
+    );
+    assert!(
+        !out.contains("SECRET") && !err.contains("SECRET"),
+        "{out}{err}"
+    );
+    assert_eq!(
+        env.read_store(KEY_A, main).unwrap().config,
+        parsed(&treez_config("sk_live_ROTATED_SECRET"))
+    );
+    if let Db::Sqlite = db {
+        let file = std::fs::read(env.dir.path().join("pos-gateway.db")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&file).contains("ROTATED"),
+            "sealed at rest"
+        );
+    }
+    let (ok, _, err) = run(&["store", "update", "987654", "--config", &rotated, "--json"]);
+    assert!(!ok);
+    assert_eq!(parsed(&err), json!({"error": "store 987654 not found"}));
+
+    // Catalogs.
+    let (ok, out, err) = run(&["catalog", "list", "--json"]);
+    assert!(ok, "{err}");
+    let catalogs = parsed(&out)["catalogs"].as_array().unwrap().clone();
+    let ids: Vec<_> = catalogs
+        .iter()
+        .map(|c| (c["id"].clone(), c["store"].clone()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (json!("elm"), json!(elm)),
+            (json!("kiosk-1"), json!(main)),
+            (json!("kiosk-2"), json!(main))
+        ]
+    );
+    assert_eq!(
+        catalogs[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["created_at", "id", "store"]
+    );
+    let (ok, out, _) = run(&["catalog", "list", "--store", &elm.to_string(), "--json"]);
+    assert!(ok);
+    assert_eq!(parsed(&out)["catalogs"].as_array().unwrap().len(), 1);
+    let (ok, _, err) = run(&["catalog", "list", "--store", "987654"]);
+    assert!(!ok);
+    assert_eq!(err.trim(), "error: store 987654 not found");
+
+    let (ok, out, err) = run(&["catalog", "remove", "kiosk-2", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        (&parsed(&out)["id"], &parsed(&out)["store"]),
+        (&json!("kiosk-2"), &json!(main))
+    );
+    let (ok, _, err) = run(&["catalog", "remove", "kiosk-2"]);
+    assert!(!ok);
+    assert_eq!(err.trim(), "error: catalog kiosk-2 not found");
+
+    // Removal is refused while a catalog uses the store, and changes nothing.
+    let (ok, out, err) = run(&["store", "remove", &main_id]);
+    assert!(!ok && out.is_empty());
+    assert!(
+        err.contains(&format!("store {main} is used by catalog kiosk-1")),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    let (_, out, _) = run(&["store", "list", "--json"]);
+    assert_eq!(parsed(&out)["stores"].as_array().unwrap().len(), 2);
+
+    let (ok, out, err) = run(&["store", "remove", &main_id, "--force", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        parsed(&out),
+        json!({"id": main, "name": "Main St", "vendor": "treez", "catalogs": ["kiosk-1"], "customers": 0, "pending_creates": 0})
+    );
+    let (_, out, _) = run(&["store", "list", "--json"]);
+    assert_eq!(parsed(&out)["stores"].as_array().unwrap().len(), 1);
+    let (_, out, _) = run(&["catalog", "list", "--json"]);
+    assert_eq!(parsed(&out)["catalogs"], json!([catalogs[0].clone()]));
+    let (ok, _, err) = run(&["store", "remove", &main_id, "--json"]);
+    assert!(!ok);
+    assert_eq!(
+        parsed(&err),
+        json!({"error": format!("store {main} not found")})
+    );
+}
+
+fn rekey_reseals_every_store_and_changes_nothing_when_one_does_not_open(db: Db) {
+    let env = Env::on(db);
+    let with_key = |key: &str, args: &[&str]| {
+        env.run_with(
+            &[("POS_GATEWAY_CREDENTIALS_KEY", key), ("NEW_KEY", KEY_B)],
+            args,
+        )
+    };
+    let mut stores = Vec::new();
+    for (name, secret) in [("North", "sk_NORTH_SECRET"), ("South", "sk_SOUTH_SECRET")] {
+        let file = env.file(&format!("{name}.json"), &treez_config(secret));
+        let (ok, out, err) = with_key(
+            KEY_A,
+            &[
+                "store", "add", "--name", name, "--vendor", "treez", "--config", &file, "--json",
+            ],
+        );
+        assert!(ok, "{err}");
+        stores.push(parsed(&out)["id"].as_i64().unwrap());
+    }
+    let (ok, _, err) = with_key(
+        KEY_A,
+        &["store", "add", "--name", "Local", "--vendor", "local"],
+    );
+    assert!(ok, "{err}");
+
+    // The new key is read from a variable, never from the command line; a bad one is named,
+    // not shown.
+    let (ok, _, err) = env.run_with(
+        &[
+            ("POS_GATEWAY_CREDENTIALS_KEY", KEY_A),
+            ("NEW_KEY", "hunter2 hunter2"),
+        ],
+        &["store", "rekey", "--new-key-env", "NEW_KEY"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("NEW_KEY") && err.contains("64 hex digits"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let (ok, _, err) = with_key(KEY_A, &["store", "rekey"]);
+    assert!(!ok, "a new key is required");
+    assert!(
+        err.contains("--new-key-env") && err.contains("--new-key-file"),
+        "{err}"
+    );
+    let (ok, _, err) = with_key(
+        KEY_A,
+        &["store", "rekey", "--new-key-env", "NO_SUCH_VARIABLE"],
+    );
+    assert!(!ok);
+    assert!(err.contains("NO_SUCH_VARIABLE is not set"), "{err}");
+
+    // A to B: the old key from POS_GATEWAY_CREDENTIALS_KEY, the new one from a variable.
+    let (ok, out, err) = with_key(
+        KEY_A,
+        &["store", "rekey", "--new-key-env", "NEW_KEY", "--json"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(parsed(&out), json!({"resealed": stores}));
+    for (&id, secret) in stores.iter().zip(["sk_NORTH_SECRET", "sk_SOUTH_SECRET"]) {
+        assert_eq!(
+            env.read_store(KEY_B, id).unwrap().config,
+            parsed(&treez_config(secret))
+        );
+        assert!(
+            env.read_store(KEY_A, id).is_err(),
+            "the old key no longer opens store {id}"
+        );
+    }
+    // Again by mistake: refused, naming the store, nothing changed.
+    let (ok, _, err) = with_key(KEY_A, &["store", "rekey", "--new-key-env", "NEW_KEY"]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("store {} (\"North\")", stores[0])),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+
+    // B to C from files; with a store sealed under a stray key, nothing is re-sealed.
+    let stray = env.file("stray.json", &treez_config("sk_STRAY_SECRET"));
+    let (ok, out, err) = with_key(
+        KEY_STRAY,
+        &[
+            "store", "add", "--name", "Stray", "--vendor", "treez", "--config", &stray, "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let stray_id = parsed(&out)["id"].as_i64().unwrap();
+    let old_file = env.file("old.key", &format!("{KEY_B}\n"));
+    let new_file = env.file("new.key", KEY_C);
+    let rekey_b_to_c = [
+        "store",
+        "rekey",
+        "--old-key-file",
+        &old_file,
+        "--new-key-file",
+        &new_file,
+    ];
+    let (ok, out, err) = env.run(&rekey_b_to_c);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains(&format!(
+            "store {stray_id} (\"Stray\"): its config does not open with the old key"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    for secret in ["SECRET", KEY_B, KEY_C] {
+        assert!(!err.contains(secret), "{err}");
+    }
+    for &id in &stores {
+        assert!(
+            env.read_store(KEY_B, id).is_ok(),
+            "store {id} is still under B"
+        );
+    }
+
+    // The stray store given its credentials again (no need to open the old config), and then
+    // B to C goes through.
+    let (ok, _, err) = with_key(
+        KEY_B,
+        &["store", "update", &stray_id.to_string(), "--config", &stray],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = env.run(&rekey_b_to_c);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("re-sealed the configs of 3 stores"),
+        "{out}"
+    );
+    for id in stores.iter().copied().chain([stray_id]) {
+        assert!(env.read_store(KEY_C, id).is_ok(), "store {id} is under C");
+    }
+}
+
+/// What a kiosk sees: a running server stops answering for a removed catalog within its store
+/// cache's few seconds, with the contract's 404, and never serves it again.
+#[test]
+fn a_running_server_stops_serving_a_removed_catalog() {
+    let secret = "cli-test-secret-0123456789abcdef01234";
+    let mut env = Env::new();
+    env.gateway = env.gateway.clone().env("POS_GATEWAY_JWT_SECRET", secret);
+    let (ok, out, err) = env.run(&[
+        "store", "add", "--name", "Elm", "--vendor", "local", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let store = parsed(&out)["id"].to_string();
+    let (ok, _, err) = env.run(&["catalog", "add", "--store", &store, "--id", "kiosk-1"]);
+    assert!(ok, "{err}");
+    let (ok, token, err) = env.run(&["token", "--catalog", "kiosk-1"]);
+    assert!(ok, "{err}");
+    let serving = env.gateway.serve().unwrap();
+    let url = format!("{}/api/v1/kiosk-1/customers", serving.url());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let get = || {
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(token.trim())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        })
+    };
+    assert_eq!(get().0, 200);
+
+    let (ok, _, err) = env.run(&["catalog", "remove", "kiosk-1"]);
+    assert!(ok, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let answer = get();
+        if answer.0 != 200 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(answer, (404, json!({"error": "catalog not found"})));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(get().0, 404, "not served again once the cache is refreshed");
+    drop(serving);
 }
