@@ -85,7 +85,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
-        .service(resource("/docs").route(web::get().to(openapi::docs_page)))
+        .service(resource("/docs").route(web::get().to(openapi::docs_redirect)))
+        .service(openapi::swagger_ui())
         .service(
             web::scope("/api/v1/{catalog_id}")
                 .service(
