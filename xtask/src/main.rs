@@ -6,6 +6,7 @@
 //! [`TASKS`]. The help text is generated from the same table.
 
 mod bench;
+mod browser;
 mod chaos;
 mod fuzz;
 mod pg;
@@ -36,6 +37,13 @@ const TASKS: &[Task] = &[
         about: "Benchmark the release gateway against same-run baselines (target/bench/)",
         notes: bench::NOTES,
         run: bench::run,
+    },
+    Task {
+        name: "browser",
+        args: "[--gateway <binary>]",
+        about: "Check /docs (Swagger UI) in headless Chromium against `pos-gateway demo`",
+        notes: browser::NOTES,
+        run: browser::run,
     },
     Task {
         name: "fuzz",

@@ -102,7 +102,8 @@ async fn metrics(registry: Data<Registry>) -> Result<HttpResponse, ApiError> {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
-        .service(resource("/docs").route(web::get().to(openapi::docs_page)))
+        .service(resource("/docs").route(web::get().to(openapi::docs_redirect)))
+        .service(openapi::swagger_ui())
         .service(
             web::scope("/api/v1/{catalog_id}")
                 .service(

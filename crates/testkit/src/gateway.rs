@@ -1,7 +1,7 @@
 //! The `pos-gateway` binary as a process, set up through its own CLI as an operator would:
-//! admin commands with `--json`, and `serve` on a free port of 127.0.0.1 once `/healthz`
-//! answers. Blocking std code (no async runtime), so xtask can use it; async callers run
-//! [`Gateway::serve`] on a blocking thread.
+//! admin commands with `--json`, and `serve` (or `demo`) on a free port of 127.0.0.1 once
+//! `/healthz` answers. Blocking std code (no async runtime), so xtask can use it; async callers
+//! run [`Gateway::serve`] on a blocking thread.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -145,6 +145,16 @@ impl Gateway {
     /// answers 200. Fails with the end of the log when the process exits first or does not
     /// answer within the start-up timeout (and is then killed).
     pub fn serve(&self) -> Result<Serving, Error> {
+        self.start("serve")
+    }
+
+    /// Starts `pos-gateway demo` (a `local` store with catalog `demo`, then serve) as
+    /// [`Gateway::serve`] starts `serve`; what it prints goes to the log.
+    pub fn demo(&self) -> Result<Serving, Error> {
+        self.start("demo")
+    }
+
+    fn start(&self, subcommand: &str) -> Result<Serving, Error> {
         let address = free_address().map_err(|source| Error::Io {
             what: "finding a free port on 127.0.0.1".into(),
             source,
@@ -161,13 +171,13 @@ impl Gateway {
         let log_err = log.try_clone().map_err(io_error("sharing"))?;
         let began = Instant::now();
         let child = self
-            .command(["serve"])
+            .command([subcommand])
             .env("POS_GATEWAY_LISTEN", address.to_string())
             .stdout(log)
             .stderr(log_err)
             .spawn()
             .map_err(|source| Error::Spawn {
-                what: format!("{} serve", self.binary.display()),
+                what: format!("{} {subcommand}", self.binary.display()),
                 source,
             })?;
         // From here on, dropping `serving` kills the process, on every error path too.
@@ -528,6 +538,20 @@ mod tests {
         assert!(matches!(error, Error::Exited { .. }), "{text}");
         assert!(text.contains("boom"), "{text}");
         assert!(text.contains("listening on 127.0.0.1:"), "{text}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_demo_is_started_as_serve_is() {
+        let dir = scratch_dir("demo");
+        let bin = script(&dir, "echo \"ran $1 on $POS_GATEWAY_LISTEN\"; exit 1");
+        let gateway = Gateway::new(&bin).log(dir.join("demo.log"));
+        let error = gateway.demo().unwrap_err();
+        assert!(matches!(error, Error::Exited { .. }), "{error}");
+        assert!(
+            error.to_string().contains("ran demo on 127.0.0.1:"),
+            "{error}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -363,10 +363,6 @@ async fn operational_endpoints_answer() {
     ] {
         assert!(paths.contains(&path), "{path} is documented");
     }
-    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
-    assert_eq!(docs.status(), StatusCode::OK);
-    assert!(docs.text().await.unwrap().contains("/openapi.json"));
-
     let (status, answer) = body(
         app.client
             .get(app.url("/no/such/route"))
@@ -378,6 +374,86 @@ async fn operational_endpoints_answer() {
     assert_eq!(
         (status, answer),
         (StatusCode::NOT_FOUND, json!({"error": "not found"}))
+    );
+}
+
+/// `src` and `href` values of an HTML page.
+fn links(html: &str) -> Vec<&str> {
+    let mut links = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(start) = rest.find(attribute) {
+            rest = &rest[start + attribute.len()..];
+            let end = rest.find('"').unwrap();
+            links.push(&rest[..end]);
+            rest = &rest[end..];
+        }
+    }
+    links
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_is_swagger_ui_served_by_the_gateway_itself() {
+    // What a browser does is checked by `cargo xtask browser`; this checks what it is sent.
+    let app = spawn_app(Db::Sqlite).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let docs = client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(docs.headers()["location"], "/docs/");
+
+    let page = client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<title>Swagger UI</title>"), "{html}");
+    let assets = links(&html);
+    for expected in [
+        "./swagger-ui.css",
+        "./swagger-ui-bundle.js",
+        "./swagger-ui-standalone-preset.js",
+        "./swagger-initializer.js",
+    ] {
+        assert!(assets.contains(&expected), "{expected} in {assets:?}");
+    }
+    // No CDN: every asset is relative, so it comes from the gateway, and is there.
+    for asset in assets {
+        assert!(
+            !asset.contains(':') && !asset.starts_with('/'),
+            "{asset} is served by the gateway, beside the page"
+        );
+        let answer = client
+            .get(app.url(&format!("/docs/{}", asset.trim_start_matches("./"))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{asset}");
+        assert!(!answer.bytes().await.unwrap().is_empty(), "{asset}");
+    }
+
+    let initializer = client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        initializer.contains(r#""url": "/openapi.json""#),
+        "the page reads the gateway's document: {initializer}"
+    );
+    assert!(
+        initializer.contains(r#""validatorUrl": "none""#),
+        "the page calls no online validator: {initializer}"
     );
 }
 
