@@ -15,7 +15,7 @@ pub mod validation;
 
 pub use customer::{
     Customer, CustomerForm, CustomerId, CustomerPatch, CustomerStatus, Email, Gender, Input,
-    NewCustomer, PersonName, Phone,
+    NewCustomer, PersonName, Phone, TextKind, plain_text,
 };
 pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{

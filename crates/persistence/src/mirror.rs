@@ -16,7 +16,8 @@ use domain::query::MAX_LIMIT;
 use domain::{
     Capabilities, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPage,
     CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, NewCustomer,
-    OptionalField, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, Vendor,
+    OptionalField, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, TextKind,
+    Vendor, plain_text,
 };
 
 use crate::database::{Database, Pool, checkout, db_error, now};
@@ -105,8 +106,28 @@ struct CustomerFields {
     updated_at: NaiveDateTime,
 }
 
+/// The licence or notes as the mirror stores them: whatever built the customer (a vendor's
+/// read goes through `pos_adapters::convert`, a kiosk's input through the domain's parsers,
+/// both already clean), no control character but line breaks and tabs reaches a row, so no
+/// write fails on one (PostgreSQL's text cannot hold NUL) and a sync never sticks on a page.
+fn storable(text: &Option<String>) -> Option<String> {
+    text.as_deref()
+        .map(|t| plain_text(t, TextKind::MultiLine).trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// `customer` as [`CustomerFields::of`] stores it.
+fn as_stored(customer: &Customer) -> Customer {
+    Customer {
+        drivers_license: storable(&customer.drivers_license),
+        notes: storable(&customer.notes),
+        ..customer.clone()
+    }
+}
+
 impl CustomerFields {
     fn of(customer: &Customer, now: NaiveDateTime) -> Self {
+        let drivers_license = storable(&customer.drivers_license);
         Self {
             status: customer.status.as_str().to_owned(),
             first_name: customer.first_name.as_str().to_owned(),
@@ -119,9 +140,9 @@ impl CustomerFields {
             email_lower: customer.email.as_ref().map(Email::match_key),
             phone: customer.phone.as_ref().map(|p| p.as_str().to_owned()),
             phone_digits: customer.phone.as_ref().map(|p| p.digits().to_owned()),
-            drivers_license: customer.drivers_license.clone(),
-            drivers_license_key: customer.drivers_license.as_deref().map(license_match_key),
-            notes: customer.notes.clone(),
+            drivers_license_key: drivers_license.as_deref().map(license_match_key),
+            drivers_license,
+            notes: storable(&customer.notes),
             updated_at: now,
         }
     }
@@ -401,7 +422,7 @@ impl CustomerMirror for Mirror {
             }
         }
         if !keeps_any {
-            return Ok(customers.to_vec());
+            return Ok(customers.iter().map(as_stored).collect());
         }
         let by_id: std::collections::HashMap<String, Customer> = stored
             .into_iter()
@@ -416,7 +437,7 @@ impl CustomerMirror for Mirror {
                 by_id
                     .get(c.customer_id.as_str())
                     .cloned()
-                    .unwrap_or_else(|| c.clone())
+                    .unwrap_or_else(|| as_stored(c))
             })
             .collect())
     }

@@ -112,6 +112,7 @@ suite!(
     mirror_pages_do_not_overlap,
     stores_are_isolated,
     find_duplicate_by_each_key,
+    mirror_stores_text_without_control_characters,
     local_pos_creates_finds_and_updates,
     local_pos_concurrent_patches_both_apply,
     idempotency_lifecycle,
@@ -644,6 +645,34 @@ async fn find_duplicate_by_each_key(db: Database) {
         let found = mirror.find_duplicate(shop, &keys).await.unwrap();
         assert_eq!(found, want, "{keys:?}");
     }
+}
+
+/// A customer whose licence or notes hold a NUL (which PostgreSQL's text cannot store) or
+/// another control character is stored cleaned, not refused: one such customer must not fail
+/// the upsert of a whole sync page.
+async fn mirror_stores_text_without_control_characters(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let dirty = Customer {
+        drivers_license: Some("AB\u{0}-12\u{7f} 34".to_owned()),
+        notes: Some("likes\u{0} edibles\u{7}\r\n\tand tea\u{9b}".to_owned()),
+        ..customer("c-1", "John", "Doe")
+    };
+    let page = [customer("c-0", "Ann", "Lee"), dirty];
+    let answered = mirror.upsert(shop, &page, &[]).await.unwrap();
+    let stored = mirror
+        .get(shop, &page[1].customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.drivers_license.as_deref(), Some("AB-12 34"));
+    assert_eq!(stored.notes.as_deref(), Some("likes edibles\r\n\tand tea"));
+    assert_eq!(answered[1], stored, "the answer is what was stored");
+    assert_eq!(
+        found(&mirror, shop, &by("license", "ab1234")).await,
+        ["c-1"]
+    );
+    assert_eq!(found(&mirror, shop, &query()).await, ["c-0", "c-1"]);
 }
 
 async fn local_pos_creates_finds_and_updates(db: Database) {
