@@ -87,6 +87,7 @@ cases! {
     the_list_pages_through_every_customer_once: All(&[ListCustomers]);
     one_unusable_record_does_not_hide_the_others: All(&[ListCustomers]);
     a_vendors_control_characters_are_taken_out_of_every_read: All(&[ListCustomers]);
+    a_customer_deleted_at_the_register_is_no_longer_read: All(&[ListCustomers]);
     a_page_size_the_contract_allows_is_accepted: All(&[ListCustomers]);
     a_forged_cursor_is_refused_without_a_call: All(&[ListCustomers]);
     reads_are_retried_then_unavailable_with_retry_after: All(&[ListCustomers]);
@@ -534,6 +535,22 @@ async fn a_vendors_control_characters_are_taken_out_of_every_read(v: Under) {
         if v.caps().reads_back(domain::OptionalField::Notes) {
             assert_eq!(customer.notes.as_deref(), Some("likes edibles\nand tea"));
         }
+    }
+}
+
+/// The double's register deletes a customer: the vendor no longer lists it nor finds it by
+/// id (what `pos-gateway sync` relies on to tombstone it in the mirror).
+async fn a_customer_deleted_at_the_register_is_no_longer_read(v: Under) {
+    let pos = v.connect();
+    let ids = v.seed(3);
+    assert!(v.double.delete_customer(&ids[1]));
+    assert!(!v.double.delete_customer(&ids[1]), "deleted once");
+    let walked: BTreeSet<String> = walk(pos.as_ref(), 25).await.into_iter().collect();
+    let kept: BTreeSet<String> = [ids[0].clone(), ids[2].clone()].into();
+    assert_eq!(walked, kept);
+    if v.caps().get_customer {
+        assert_eq!(pos.get(&id(&ids[1])).await.unwrap(), None);
+        assert!(pos.get(&id(&ids[0])).await.unwrap().is_some());
     }
 }
 
