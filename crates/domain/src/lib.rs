@@ -11,6 +11,7 @@ pub mod error;
 pub mod ports;
 pub mod query;
 pub mod service;
+pub mod sweep;
 pub mod validation;
 
 pub use customer::{
@@ -21,11 +22,12 @@ pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
     Capabilities, CatalogId, Claim, CreateKey, CustomerDirectory, CustomerMirror, DuplicateKeys,
     IdempotencyKey, IdempotencyStore, Operation, OptionalField, PendingCreate, PendingCreateId,
-    PendingCreates, PosConnections, SearchFilter, Store, StoreId, StoreRegistry, Vendor,
+    PendingCreates, PosConnections, SearchFilter, Store, StoreId, StoreRegistry, Unseen, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
 pub use service::{
     BulkItem, CreateOutcome, CustomerService, DataSource, Listing, RecoveryReport, ServiceSettings,
     SyncPage,
 };
+pub use sweep::SweepStep;
 pub use validation::{FieldError, ValidationErrors};

@@ -40,6 +40,8 @@ diesel::table! {
         notes -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        seen_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
     }
 }
 
