@@ -1,6 +1,8 @@
 //! The customer entity and its value types. Every value type is built by `parse`, which is the
 //! only way to make one, so a `NewCustomer` in hand is always valid.
 
+use std::borrow::Cow;
+
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use validator::ValidateEmail;
@@ -12,6 +14,43 @@ pub const DRIVERS_LICENSE_MAX: usize = 64;
 pub const NOTES_MAX: usize = 2000;
 const EMAIL_MAX: usize = 254;
 const CUSTOMER_ID_MAX: usize = 128;
+
+/// What text may hold: one line (names, e-mail, phone, licence, status) or several (notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextKind {
+    SingleLine,
+    MultiLine,
+}
+
+impl TextKind {
+    /// Whether `c` may stay in text of this kind: no control character (C0 with NUL, DEL,
+    /// C1), except that notes keep line breaks and tabs. The one rule for what we store and
+    /// show, whoever sent it: a kiosk's input with anything else is refused, a vendor's is
+    /// cleaned ([`plain_text`]).
+    pub fn allows(self, c: char) -> bool {
+        !c.is_control() || (self == TextKind::MultiLine && matches!(c, '\n' | '\r' | '\t'))
+    }
+}
+
+/// Text from outside (a vendor's answer) as we can store and show it: every character
+/// [`TextKind::allows`] refuses is taken out, so no mirror row fails to store (PostgreSQL's
+/// text cannot hold NUL) and no escape reaches a kiosk's screen or an operator's terminal.
+/// A refused character that separates words (a tab, a line or page break) becomes one space,
+/// so `"Ann\nMarie"` does not become `"AnnMarie"`. Borrowed when there is nothing to take out.
+pub fn plain_text(text: &str, kind: TextKind) -> Cow<'_, str> {
+    if text.chars().all(|c| kind.allows(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut plain = String::with_capacity(text.len());
+    for c in text.chars() {
+        if kind.allows(c) {
+            plain.push(c);
+        } else if c.is_whitespace() && !plain.ends_with(' ') {
+            plain.push(' ');
+        }
+    }
+    Cow::Owned(plain)
+}
 
 /// A first or last name: trimmed, not blank, at most 100 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -27,7 +66,7 @@ impl PersonName {
         if trimmed.chars().count() > NAME_MAX {
             return Err(FieldError::TooLong(NAME_MAX));
         }
-        if trimmed.chars().any(char::is_control) {
+        if !trimmed.chars().all(|c| TextKind::SingleLine.allows(c)) {
             return Err(FieldError::Invalid);
         }
         Ok(Self(trimmed.to_owned()))
@@ -180,14 +219,29 @@ impl std::fmt::Display for CustomerId {
     }
 }
 
-/// A customer's status, upper case (`ACTIVE`, `INACTIVE`, ...).
+/// A customer's status, upper case (`ACTIVE`, `INACTIVE`, ...). Any text a vendor sends is
+/// one, cleaned of control characters; deserialising goes through [`CustomerStatus::new`] too.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "String", into = "String")]
 pub struct CustomerStatus(String);
+
+impl From<String> for CustomerStatus {
+    fn from(text: String) -> Self {
+        Self::new(&text)
+    }
+}
+
+impl From<CustomerStatus> for String {
+    fn from(status: CustomerStatus) -> Self {
+        status.0
+    }
+}
 
 impl CustomerStatus {
     pub fn new(text: &str) -> Self {
-        let upper = text.trim().to_ascii_uppercase();
+        let upper = plain_text(text, TextKind::SingleLine)
+            .trim()
+            .to_ascii_uppercase();
         if upper.is_empty() {
             Self::active()
         } else {
@@ -477,10 +531,7 @@ fn bounded_text(text: &str, max: usize) -> Result<String, FieldError> {
     }
     // Line breaks and tabs are text; other control characters are not, and PostgreSQL cannot
     // store NUL at all: refused here, before any POS holds a customer the mirror cannot.
-    if trimmed
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    if !trimmed.chars().all(|c| TextKind::MultiLine.allows(c)) {
         return Err(FieldError::Invalid);
     }
     Ok(trimmed.to_owned())
@@ -621,6 +672,52 @@ mod tests {
         assert_eq!(
             bounded_text("line one\r\n\tline two", NOTES_MAX).as_deref(),
             Ok("line one\r\n\tline two")
+        );
+    }
+
+    #[test]
+    fn plain_text_takes_out_every_control_character() {
+        // C0 (NUL, BEL, ESC), DEL and C1 go; word separators become one space.
+        assert_eq!(
+            plain_text("An\u{0}n\u{7}a\u{7f}\u{9b}", TextKind::SingleLine),
+            "Anna"
+        );
+        assert_eq!(
+            plain_text("Ann\r\nMarie", TextKind::SingleLine),
+            "Ann Marie"
+        );
+        assert_eq!(plain_text("a\tb\u{85}c", TextKind::SingleLine), "a b c");
+        assert_eq!(
+            plain_text("\u{1b}[31mred\u{1b}[0m", TextKind::SingleLine),
+            "[31mred[0m"
+        );
+        // Notes keep their lines and tabs, and nothing else.
+        assert_eq!(
+            plain_text("one\u{0}\r\n\ttwo\u{7}\u{c}three", TextKind::MultiLine),
+            "one\r\n\ttwo three"
+        );
+        // Nothing to take out: the text itself, not a copy.
+        assert!(matches!(
+            plain_text("José O'Brien", TextKind::SingleLine),
+            Cow::Borrowed("José O'Brien")
+        ));
+        // Whatever it is given, what comes out is what a kiosk's input may hold.
+        for kind in [TextKind::SingleLine, TextKind::MultiLine] {
+            let all: String = (0u32..0x250).filter_map(char::from_u32).collect();
+            assert!(plain_text(&all, kind).chars().all(|c| kind.allows(c)));
+        }
+    }
+
+    #[test]
+    fn a_status_holds_no_control_character_however_it_is_made() {
+        assert_eq!(CustomerStatus::new("act\u{0}ive\u{7}").as_str(), "ACTIVE");
+        assert_eq!(CustomerStatus::new("\u{0}").as_str(), "ACTIVE");
+        let read: CustomerStatus =
+            serde_json::from_value(serde_json::json!("in\u{0}active")).unwrap();
+        assert_eq!(read.as_str(), "INACTIVE");
+        assert_eq!(
+            serde_json::to_value(CustomerStatus::new("merged")).unwrap(),
+            "MERGED"
         );
     }
 

@@ -11,22 +11,24 @@ pub mod error;
 pub mod ports;
 pub mod query;
 pub mod service;
+pub mod sweep;
 pub mod validation;
 
 pub use customer::{
     Customer, CustomerForm, CustomerId, CustomerPatch, CustomerStatus, Email, Gender, Input,
-    NewCustomer, PersonName, Phone,
+    NewCustomer, PersonName, Phone, TextKind, plain_text,
 };
 pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
     Capabilities, CatalogId, Claim, ClaimToken, CreateKey, CreateLease, CreateLocks,
     CustomerDirectory, CustomerMirror, DuplicateKeys, IdempotencyKey, IdempotencyStore, Operation,
     OptionalField, PendingCreate, PendingCreateId, PendingCreates, PosConnections, SearchFilter,
-    Store, StoreId, StoreRegistry, Vendor,
+    Store, StoreId, StoreRegistry, Unseen, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
 pub use service::{
     BulkItem, CreateOutcome, CustomerService, DataSource, Listing, RecoveryReport, ServiceSettings,
     SyncPage,
 };
+pub use sweep::SweepStep;
 pub use validation::{FieldError, ValidationErrors};

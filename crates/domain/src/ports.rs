@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::customer::{Customer, CustomerId, CustomerPatch, NewCustomer};
 use crate::error::{PosError, RepositoryError};
-use crate::query::{CustomerPage, CustomerQuery};
+use crate::query::{CustomerPage, CustomerQuery, PageToken};
 
 /// The POS systems pos-gateway knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -397,6 +397,38 @@ pub trait CustomerMirror: Send + Sync {
         store: StoreId,
         keys: &DuplicateKeys,
     ) -> Result<Option<Customer>, RepositoryError>;
+
+    /// Up to `limit` customers of the store, after `after`, that no write has touched since
+    /// `since` (the start of a full sync pass) and that are not tombstoned: what the pass did
+    /// not see. Every write of a customer (an upsert from a POS answer, a `local` write)
+    /// counts as seeing it. Tombstoned customers are served by none of the other methods.
+    async fn unseen(
+        &self,
+        store: StoreId,
+        since: DateTime<Utc>,
+        after: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Unseen, RepositoryError>;
+
+    /// Tombstones those of `ids` still unseen since `unseen_since` (one seen in the meantime,
+    /// by a kiosk's read say, stays); how many it marked. A later upsert of one revives it.
+    async fn tombstone(
+        &self,
+        store: StoreId,
+        ids: &[CustomerId],
+        unseen_since: DateTime<Utc>,
+    ) -> Result<usize, RepositoryError>;
+
+    /// Whether the mirror knew this customer and tombstoned it (the POS no longer has them).
+    async fn is_tombstoned(&self, store: StoreId, id: &CustomerId)
+    -> Result<bool, RepositoryError>;
+}
+
+/// A batch of [`CustomerMirror::unseen`]: the POS ids, and where the next batch starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unseen {
+    pub ids: Vec<CustomerId>,
+    pub next: Option<PageToken>,
 }
 
 /// An entry of the [`PendingCreates`] journal.

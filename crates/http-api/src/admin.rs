@@ -96,10 +96,7 @@ pub(crate) async fn remove_store(
         .await
         .map_err(admin_error)?;
     // A sync interrupted half-way kept its place; nothing is left to resume.
-    database
-        .settings()
-        .remove(&crate::sync::cursor_key(id))
-        .await?;
+    crate::sync::forget(&database.settings(), id).await?;
     let catalogs = if removed.catalogs.is_empty() {
         String::from("no catalogs")
     } else {

@@ -51,8 +51,9 @@ pub enum Command {
     /// Manage catalogs (kiosks).
     #[command(subcommand)]
     Catalog(CatalogCommand),
-    /// Copy all of the store's POS customers into the mirror, with a progress bar. Resumes
-    /// where an interrupted sync of the same store stopped, unless `--restart`.
+    /// Copy all of the store's POS customers into the mirror, with a progress bar, then mark
+    /// deleted in the mirror those the POS no longer has. Resumes where an interrupted sync of
+    /// the same store stopped, unless `--restart`.
     Sync {
         #[arg(long)]
         catalog: String,

@@ -5,9 +5,9 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::HttpResponse;
+use actix_web::http::header;
 use actix_web::http::header::ContentType;
 use actix_web::web::Bytes;
-use actix_web::http::header;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};

@@ -2,7 +2,7 @@
 //! built-in `local` POS, whose customers are the mirror rows of its store.
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::upsert::excluded;
 use diesel::{
     AsChangeset, BoolExpressionMethods as _, EscapeExpressionMethods as _, ExpressionMethods as _,
@@ -16,7 +16,8 @@ use domain::query::MAX_LIMIT;
 use domain::{
     Capabilities, CreateKey, Customer, CustomerDirectory, CustomerId, CustomerMirror, CustomerPage,
     CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender, NewCustomer,
-    OptionalField, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, Vendor,
+    OptionalField, PageToken, PersonName, Phone, PosError, RepositoryError, StoreId, TextKind,
+    Unseen, Vendor, plain_text,
 };
 
 use crate::database::{Database, Pool, checkout, db_error, now};
@@ -103,10 +104,34 @@ struct CustomerFields {
     drivers_license_key: Option<String>,
     notes: Option<String>,
     updated_at: NaiveDateTime,
+    /// Every write of a customer is what a POS (or a kiosk through it) just said: seen now,
+    /// and alive again if a sync had tombstoned it.
+    seen_at: NaiveDateTime,
+    deleted_at: Option<NaiveDateTime>,
+}
+
+/// The licence or notes as the mirror stores them: whatever built the customer (a vendor's
+/// read goes through `pos_adapters::convert`, a kiosk's input through the domain's parsers,
+/// both already clean), no control character but line breaks and tabs reaches a row, so no
+/// write fails on one (PostgreSQL's text cannot hold NUL) and a sync never sticks on a page.
+fn storable(text: &Option<String>) -> Option<String> {
+    text.as_deref()
+        .map(|t| plain_text(t, TextKind::MultiLine).trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// `customer` as [`CustomerFields::of`] stores it.
+fn as_stored(customer: &Customer) -> Customer {
+    Customer {
+        drivers_license: storable(&customer.drivers_license),
+        notes: storable(&customer.notes),
+        ..customer.clone()
+    }
 }
 
 impl CustomerFields {
     fn of(customer: &Customer, now: NaiveDateTime) -> Self {
+        let drivers_license = storable(&customer.drivers_license);
         Self {
             status: customer.status.as_str().to_owned(),
             first_name: customer.first_name.as_str().to_owned(),
@@ -119,10 +144,12 @@ impl CustomerFields {
             email_lower: customer.email.as_ref().map(Email::match_key),
             phone: customer.phone.as_ref().map(|p| p.as_str().to_owned()),
             phone_digits: customer.phone.as_ref().map(|p| p.digits().to_owned()),
-            drivers_license: customer.drivers_license.clone(),
-            drivers_license_key: customer.drivers_license.as_deref().map(license_match_key),
-            notes: customer.notes.clone(),
+            drivers_license_key: drivers_license.as_deref().map(license_match_key),
+            drivers_license,
+            notes: storable(&customer.notes),
             updated_at: now,
+            seen_at: now,
+            deleted_at: None,
         }
     }
 }
@@ -226,6 +253,8 @@ macro_rules! upsert_statement {
                 kept!(drivers_license_key, Nullable<Text>, keep.drivers_license),
                 kept!(notes, Nullable<Text>, keep.notes),
                 c::updated_at.eq(excluded(c::updated_at)),
+                c::seen_at.eq(excluded(c::seen_at)),
+                c::deleted_at.eq(excluded(c::deleted_at)),
             ))
     }};
 }
@@ -307,7 +336,8 @@ impl Mirror {
         let now = now();
         let the_customer = customers::table
             .filter(customers::store_id.eq(store.0))
-            .filter(customers::pos_customer_id.eq(id.as_str()));
+            .filter(customers::pos_customer_id.eq(id.as_str()))
+            .filter(customers::deleted_at.is_null());
         with_connection!(self.db, |conn| {
             let updated = conn
                 .transaction::<_, UpdateError, _>(|conn| {
@@ -442,7 +472,7 @@ impl CustomerMirror for Mirror {
             }
         }
         if !keeps_any {
-            return Ok(customers.to_vec());
+            return Ok(customers.iter().map(as_stored).collect());
         }
         let by_id: std::collections::HashMap<String, Customer> = stored
             .into_iter()
@@ -457,7 +487,7 @@ impl CustomerMirror for Mirror {
                 by_id
                     .get(c.customer_id.as_str())
                     .cloned()
-                    .unwrap_or_else(|| c.clone())
+                    .unwrap_or_else(|| as_stored(c))
             })
             .collect())
     }
@@ -483,6 +513,7 @@ impl CustomerMirror for Mirror {
         let mut rows: Vec<CustomerRow> = with_connection!(self.db, |conn| {
             let mut select = customers::table
                 .filter(customers::store_id.eq(store.0))
+                .filter(customers::deleted_at.is_null())
                 .select(CustomerRow::as_select())
                 .order(customers::id.asc())
                 .limit(i64::from(limit) + 1)
@@ -532,6 +563,7 @@ impl CustomerMirror for Mirror {
             customers::table
                 .filter(customers::store_id.eq(store.0))
                 .filter(customers::pos_customer_id.eq(id.as_str()))
+                .filter(customers::deleted_at.is_null())
                 .select(CustomerRow::as_select())
                 .first(conn)
                 .await
@@ -554,6 +586,7 @@ impl CustomerMirror for Mirror {
         let row = with_connection!(self.db, |conn| {
             customers::table
                 .filter(customers::store_id.eq(store.0))
+                .filter(customers::deleted_at.is_null())
                 .filter(
                     customers::email_lower
                         .eq(keys.email.as_deref())
@@ -568,6 +601,102 @@ impl CustomerMirror for Mirror {
                 .map_err(db_error)
         })?;
         row.map(CustomerRow::into_customer).transpose()
+    }
+
+    /// In row order, like `find`; the page token is the last row's id.
+    async fn unseen(
+        &self,
+        store: StoreId,
+        since: DateTime<Utc>,
+        after: Option<PageToken>,
+        limit: u32,
+    ) -> Result<Unseen, RepositoryError> {
+        let after = match after {
+            None => None,
+            Some(PageToken(token)) => match token.parse::<i64>() {
+                Ok(id) => Some(id),
+                Err(_) => return Ok(Unseen::default()),
+            },
+        };
+        let since = since.naive_utc();
+        let limit = limit.clamp(1, MAX_LIMIT);
+        let mut rows: Vec<(i64, String)> = with_connection!(self.db, |conn| {
+            let mut select = customers::table
+                .filter(customers::store_id.eq(store.0))
+                .filter(customers::deleted_at.is_null())
+                .filter(customers::seen_at.lt(since))
+                .select((customers::id, customers::pos_customer_id))
+                .order(customers::id.asc())
+                .limit(i64::from(limit) + 1)
+                .into_boxed();
+            if let Some(after) = after {
+                select = select.filter(customers::id.gt(after));
+            }
+            select.load(conn).await.map_err(db_error)
+        })?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|(id, _)| PageToken(id.to_string()))
+        } else {
+            None
+        };
+        Ok(Unseen {
+            // An id no POS could have given is no customer to ask about.
+            ids: rows
+                .iter()
+                .filter_map(|(_, id)| CustomerId::parse(id))
+                .collect(),
+            next,
+        })
+    }
+
+    async fn tombstone(
+        &self,
+        store: StoreId,
+        ids: &[CustomerId],
+        unseen_since: DateTime<Utc>,
+    ) -> Result<usize, RepositoryError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<&str> = ids.iter().map(CustomerId::as_str).collect();
+        let since = unseen_since.naive_utc();
+        let now = now();
+        with_connection!(self.db, |conn| {
+            diesel::update(
+                customers::table
+                    .filter(customers::store_id.eq(store.0))
+                    .filter(customers::pos_customer_id.eq_any(&ids))
+                    .filter(customers::deleted_at.is_null())
+                    // Seen since (a kiosk's read, or the pass itself): alive, whatever the
+                    // caller concluded before.
+                    .filter(customers::seen_at.lt(since)),
+            )
+            .set(customers::deleted_at.eq(Some(now)))
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })
+    }
+
+    async fn is_tombstoned(
+        &self,
+        store: StoreId,
+        id: &CustomerId,
+    ) -> Result<bool, RepositoryError> {
+        let found: Option<i64> = with_connection!(self.db, |conn| {
+            customers::table
+                .filter(customers::store_id.eq(store.0))
+                .filter(customers::pos_customer_id.eq(id.as_str()))
+                .filter(customers::deleted_at.is_not_null())
+                .select(customers::id)
+                .first(conn)
+                .await
+                .optional()
+                .map_err(db_error)
+        })?;
+        Ok(found.is_some())
     }
 }
 

@@ -41,6 +41,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         local_store_id -> Nullable<BigInt>,
+        seen_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
     }
 }
 

@@ -112,6 +112,9 @@ suite!(
     mirror_pages_do_not_overlap,
     stores_are_isolated,
     find_duplicate_by_each_key,
+    mirror_stores_text_without_control_characters,
+    mirror_serves_no_customer_a_full_pass_did_not_see,
+    mirror_revives_a_tombstoned_customer_on_any_upsert,
     local_pos_creates_finds_and_updates,
     local_pos_concurrent_patches_both_apply,
     idempotency_lifecycle,
@@ -653,6 +656,176 @@ async fn find_duplicate_by_each_key(db: Database) {
         let found = mirror.find_duplicate(shop, &keys).await.unwrap();
         assert_eq!(found, want, "{keys:?}");
     }
+}
+
+/// A customer whose licence or notes hold a NUL (which PostgreSQL's text cannot store) or
+/// another control character is stored cleaned, not refused: one such customer must not fail
+/// the upsert of a whole sync page.
+async fn mirror_stores_text_without_control_characters(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let dirty = Customer {
+        drivers_license: Some("AB\u{0}-12\u{7f} 34".to_owned()),
+        notes: Some("likes\u{0} edibles\u{7}\r\n\tand tea\u{9b}".to_owned()),
+        ..customer("c-1", "John", "Doe")
+    };
+    let page = [customer("c-0", "Ann", "Lee"), dirty];
+    let answered = mirror.upsert(shop, &page, &[]).await.unwrap();
+    let stored = mirror
+        .get(shop, &page[1].customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.drivers_license.as_deref(), Some("AB-12 34"));
+    assert_eq!(stored.notes.as_deref(), Some("likes edibles\r\n\tand tea"));
+    assert_eq!(answered[1], stored, "the answer is what was stored");
+    assert_eq!(
+        found(&mirror, shop, &by("license", "ab1234")).await,
+        ["c-1"]
+    );
+    assert_eq!(found(&mirror, shop, &query()).await, ["c-0", "c-1"]);
+}
+
+/// A moment strictly after every write so far and before every later one.
+async fn instant() -> chrono::DateTime<chrono::Utc> {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let now = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    now
+}
+
+fn with_email(id: &str, email: &str) -> Customer {
+    Customer {
+        email: Some(Email::parse(email).unwrap()),
+        ..customer(id, "Ann", id)
+    }
+}
+
+async fn all_unseen(
+    mirror: &Mirror,
+    store: StoreId,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = mirror.unseen(store, since, after, 1).await.unwrap();
+        assert!(batch.ids.len() <= 1);
+        ids.extend(batch.ids.iter().map(|id| id.as_str().to_owned()));
+        match batch.next {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+/// What a full sync pass did not see (no write since it started) is listed a batch at a time;
+/// tombstoned, it is served by no mirror answer (find, search, get, duplicates), and other
+/// stores are not touched. A customer written since the pass started (a kiosk's read during
+/// the pass) is not tombstoned, whatever the caller asks.
+async fn mirror_serves_no_customer_a_full_pass_did_not_see(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let other = store(&db, "other shop").await;
+    let everyone: Vec<Customer> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| with_email(id, &format!("{id}@example.com")))
+        .collect();
+    mirror.upsert(shop, &everyone, &[]).await.unwrap();
+    mirror.upsert(other, &everyone, &[]).await.unwrap();
+    let started = instant().await;
+    // The pass sees a and c; b and d are gone at the POS.
+    mirror
+        .upsert(shop, &[everyone[0].clone(), everyone[2].clone()], &[])
+        .await
+        .unwrap();
+    assert_eq!(all_unseen(&mirror, shop, started).await, ["b", "d"]);
+    assert_eq!(
+        all_unseen(&mirror, shop, chrono::Utc::now()).await,
+        ["a", "b", "c", "d"]
+    );
+    let id = |text: &str| CustomerId::parse(text).unwrap();
+    // `a` was seen since the pass started: kept even when named.
+    let removed = mirror
+        .tombstone(shop, &[id("b"), id("d"), id("a")], started)
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(
+        mirror.tombstone(shop, &[id("b")], started).await.unwrap(),
+        0,
+        "tombstoned once"
+    );
+    assert_eq!(mirror.get(shop, &id("b")).await.unwrap(), None);
+    assert!(mirror.get(shop, &id("a")).await.unwrap().is_some());
+    assert_eq!(found(&mirror, shop, &query()).await, ["a", "c"]);
+    assert!(
+        found(&mirror, shop, &by("email", "b@example.com"))
+            .await
+            .is_empty()
+    );
+    assert!(found(&mirror, shop, &by("name", "d")).await.is_empty());
+    assert_eq!(
+        mirror
+            .find_duplicate(shop, &keys(Some("d@example.com"), None, None))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        all_unseen(&mirror, shop, started).await.is_empty(),
+        "tombstones are not unseen"
+    );
+    // Another store's customers with the same ids are its own.
+    assert_eq!(found(&mirror, other, &query()).await, ["a", "b", "c", "d"]);
+    assert!(mirror.get(other, &id("b")).await.unwrap().is_some());
+}
+
+/// A tombstoned customer written again (a live read, a sync, a duplicate found at the POS)
+/// is alive again, with what the POS now says.
+async fn mirror_revives_a_tombstoned_customer_on_any_upsert(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    mirror.upsert(shop, &[john()], &[]).await.unwrap();
+    let started = instant().await;
+    let removed = mirror
+        .tombstone(shop, std::slice::from_ref(&john().customer_id), started)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(mirror.get(shop, &john().customer_id).await.unwrap(), None);
+    let back = Customer {
+        notes: Some("back again".to_owned()),
+        ..john()
+    };
+    // Revived by an upsert that keeps what the POS never gives back, too.
+    mirror
+        .upsert(
+            shop,
+            std::slice::from_ref(&back),
+            &[OptionalField::DriversLicense],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        mirror.get(shop, &john().customer_id).await.unwrap(),
+        Some(back.clone())
+    );
+    assert_eq!(
+        found(&mirror, shop, &by("email", "john.doe@example.com")).await,
+        ["c-1"]
+    );
+    assert_eq!(
+        mirror
+            .find_duplicate(shop, &keys(None, Some("5551234567"), None))
+            .await
+            .unwrap(),
+        Some(back)
+    );
+    assert!(
+        all_unseen(&mirror, shop, started).await.is_empty(),
+        "seen again"
+    );
 }
 
 async fn local_pos_creates_finds_and_updates(db: Database) {

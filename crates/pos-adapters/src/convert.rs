@@ -2,10 +2,17 @@
 //! (leniently: a vendor's odd value is dropped, not a reason to lose the customer), and our
 //! values into the forms vendors commonly want.
 
-use chrono::{Datelike, NaiveDate};
-use domain::{Customer, CustomerId, CustomerStatus, Email, Gender, PersonName, Phone};
+use std::borrow::Cow;
 
-/// A customer as a vendor module read it, before our rules are applied.
+use chrono::{Datelike, NaiveDate};
+use domain::{
+    Customer, CustomerId, CustomerStatus, Email, Gender, PersonName, Phone, TextKind, plain_text,
+};
+
+/// A customer as a vendor module read it, before our rules are applied. Every vendor's reads
+/// end here ([`Incoming::into_customer`]), so what a vendor's text may hold is decided once:
+/// control characters are taken out of every field ([`domain::plain_text`]), the id excepted
+/// (an id is the vendor's key, used as sent; one with a control character is unusable).
 #[derive(Debug, Default)]
 pub struct Incoming<'a> {
     pub customer_id: Option<String>,
@@ -30,7 +37,7 @@ impl Incoming<'_> {
             .and_then(CustomerId::parse)
             .ok_or("a customer has no id")?;
         let name = |text: Option<&str>, field: &str| {
-            PersonName::parse(text.unwrap_or_default())
+            PersonName::parse(&line(text).unwrap_or_default())
                 .map_err(|_| format!("customer {customer_id} has no usable {field}"))
         };
         Ok(Customer {
@@ -40,14 +47,31 @@ impl Incoming<'_> {
             first_name: name(self.first_name, "first name")?,
             last_name: name(self.last_name, "last name")?,
             gender: self.gender,
-            birthday: self.birthday.and_then(date_prefix),
-            email: present(self.email).and_then(|e| Email::parse(e).ok()),
-            phone: present(self.phone).and_then(display_phone),
-            drivers_license: present(self.drivers_license).map(str::to_owned),
-            notes: present(self.notes).map(str::to_owned),
+            birthday: line(self.birthday).as_deref().and_then(date_prefix),
+            email: owned(line(self.email)).and_then(|e| Email::parse(&e).ok()),
+            phone: owned(line(self.phone)).and_then(|p| display_phone(&p)),
+            // The kiosk's licence and notes may hold tabs and line breaks (the domain's
+            // `bounded_text`): a vendor's keep them too, so what we sent reads back equal.
+            drivers_license: owned(lines(self.drivers_license)),
+            notes: owned(lines(self.notes)),
             customer_id,
         })
     }
+}
+
+/// A vendor's one-line text without control characters.
+fn line(text: Option<&str>) -> Option<Cow<'_, str>> {
+    text.map(|t| plain_text(t, TextKind::SingleLine))
+}
+
+/// A vendor's text of several lines without control characters but line breaks and tabs.
+fn lines(text: Option<&str>) -> Option<Cow<'_, str>> {
+    text.map(|t| plain_text(t, TextKind::MultiLine))
+}
+
+/// Cleaned text as a value: trimmed, and `None` when blank.
+fn owned(text: Option<Cow<'_, str>>) -> Option<String> {
+    present(text.as_deref()).map(str::to_owned)
 }
 
 /// Trimmed, and `None` when blank.
@@ -110,6 +134,53 @@ mod tests {
         assert_eq!(ten_digits(&us), Some("5551234567"));
         let uk = Phone::parse("+44 20 7946 0958").unwrap();
         assert_eq!(ten_digits(&uk), None);
+    }
+
+    #[test]
+    fn a_vendors_control_characters_never_reach_a_customer() {
+        let read = Incoming {
+            customer_id: Some("7".into()),
+            status: Some("act\u{0}ive"),
+            first_name: Some("An\u{0}n\u{7}a"),
+            last_name: Some("\u{1b}Smith\u{9b}"),
+            birthday: Some("1990-01-0\u{0}2"),
+            email: Some("ann\u{0}@example.com"),
+            phone: Some("555\u{7}-123-4567"),
+            drivers_license: Some("D12\u{0}34\u{7f}"),
+            notes: Some("line one\u{0}\nline\u{7} two\u{c}end"),
+            ..Default::default()
+        }
+        .into_customer()
+        .unwrap();
+        assert_eq!(read.status.as_str(), "ACTIVE");
+        assert_eq!(read.first_name.as_str(), "Anna");
+        assert_eq!(read.last_name.as_str(), "Smith");
+        assert_eq!(read.birthday, NaiveDate::from_ymd_opt(1990, 1, 2));
+        assert_eq!(read.email.unwrap().as_str(), "ann@example.com");
+        assert_eq!(read.phone.unwrap().as_str(), "555-123-4567");
+        assert_eq!(read.drivers_license.as_deref(), Some("D1234"));
+        assert_eq!(read.notes.as_deref(), Some("line one\nline two end"));
+        // A field that was nothing but control characters is no value; a name, no customer.
+        let blank = Incoming {
+            customer_id: Some("8".into()),
+            first_name: Some("Ann"),
+            last_name: Some("Lee"),
+            notes: Some("\u{0}\u{7}"),
+            ..Default::default()
+        }
+        .into_customer()
+        .unwrap();
+        assert_eq!(blank.notes, None);
+        assert!(
+            Incoming {
+                customer_id: Some("9".into()),
+                first_name: Some("\u{0}"),
+                last_name: Some("Lee"),
+                ..Default::default()
+            }
+            .into_customer()
+            .is_err()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use domain::{
     Customer, CustomerForm, CustomerId, CustomerPatch, CustomerStatus, Email, Input, NewCustomer,
-    PersonName, Phone, PosError,
+    PersonName, Phone, PosError, TextKind,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -203,6 +203,17 @@ pub(crate) fn assert_valid(c: &Customer) -> Result<(), TestCaseError> {
     for text in [&c.drivers_license, &c.notes].into_iter().flatten() {
         prop_assert!(!text.is_empty());
         prop_assert_eq!(text.trim(), text.as_str());
+    }
+    // Storable and showable: no control character (PostgreSQL cannot store NUL), except the
+    // line breaks and tabs a kiosk may give a licence or notes too.
+    for (text, kind) in [
+        (Some(c.status.as_str()), TextKind::SingleLine),
+        (c.drivers_license.as_deref(), TextKind::MultiLine),
+        (c.notes.as_deref(), TextKind::MultiLine),
+    ] {
+        if let Some(text) = text {
+            prop_assert!(text.chars().all(|ch| kind.allows(ch)), "{:?}", text);
+        }
     }
     Ok(())
 }

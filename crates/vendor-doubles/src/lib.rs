@@ -201,6 +201,10 @@ pub trait VendorDouble: Send + Sync {
     /// Adds a record the vendor could hold but that no adapter can turn into a customer (no
     /// name); its vendor id.
     fn seed_unusable(&self) -> String;
+    /// Deletes a customer as if removed at the store's register (none of the vendors lets an
+    /// API client delete one): from then on the vendor answers as if it never had it. Whether
+    /// there was one with this id.
+    fn delete_customer(&self, id: &str) -> bool;
     /// The customers the vendor holds, as stored: the shape it answers with, plus whatever it
     /// keeps but never gives back (a write-only licence), so tests can check what it holds.
     fn customers(&self) -> Vec<Value>;
@@ -626,6 +630,10 @@ impl<W: Wire> VendorDouble for DoubleOf<W> {
 
     fn seed_unusable(&self) -> String {
         id_text(&self.state.insert(&W::unusable_fields()), W::ID_FIELD)
+    }
+
+    fn delete_customer(&self, id: &str) -> bool {
+        self.state.table().remove::<W>(id)
     }
 
     fn customers(&self) -> Vec<Value> {

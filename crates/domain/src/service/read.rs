@@ -159,12 +159,25 @@ impl CustomerService {
                         None => Err(CustomerError::CustomerNotFound),
                     };
                 }
-                Ok(None) => return Err(CustomerError::CustomerNotFound),
+                Ok(None) => {
+                    // Gone at the POS: the mirror stops serving it too (as a sync would).
+                    if let Err(e) = self
+                        .mirror
+                        .tombstone(store.id, std::slice::from_ref(id), chrono::Utc::now())
+                        .await
+                    {
+                        tracing::warn!(store = %store.id, error = %e, "could not mark a customer the POS no longer has");
+                    }
+                    return Err(CustomerError::CustomerNotFound);
+                }
                 Err(e) if e.is_unreachable() => {
                     // Not in the mirror either: say the POS is down, not that there is no such
-                    // customer, which we do not know.
+                    // customer, which we do not know; unless the mirror knows it was deleted.
                     return match self.mirror.get(store.id, id).await? {
                         Some(customer) => Ok((customer, DataSource::Mirror)),
+                        None if self.mirror.is_tombstoned(store.id, id).await? => {
+                            Err(CustomerError::CustomerNotFound)
+                        }
                         None => Err(e.into()),
                     };
                 }

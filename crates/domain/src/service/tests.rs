@@ -738,6 +738,10 @@ async fn get_when_the_pos_is_down_and_the_mirror_lacks_it_reports_the_outage() {
         .expect_get()
         .returning(|_| Err(unavailable()));
     ports.mirror.expect_get().returning(|_, _| Ok(None));
+    ports
+        .mirror
+        .expect_is_tombstoned()
+        .returning(|_, _| Ok(false));
     let error = ports
         .build()
         .get(&catalog(), &CustomerId::parse("1").unwrap())
@@ -747,6 +751,44 @@ async fn get_when_the_pos_is_down_and_the_mirror_lacks_it_reports_the_outage() {
         error,
         CustomerError::Pos(PosError::Unavailable { .. })
     ));
+}
+
+#[tokio::test]
+async fn get_when_the_pos_is_down_of_a_customer_it_deleted_is_not_found() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports
+        .directory
+        .expect_get()
+        .returning(|_| Err(unavailable()));
+    ports.mirror.expect_get().returning(|_, _| Ok(None));
+    ports
+        .mirror
+        .expect_is_tombstoned()
+        .returning(|_, _| Ok(true));
+    let error = ports
+        .build()
+        .get(&catalog(), &CustomerId::parse("1").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error, CustomerError::CustomerNotFound);
+}
+
+#[tokio::test]
+async fn a_customer_the_pos_no_longer_has_is_tombstoned_in_the_mirror() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    ports.directory.expect_get().returning(|_| Ok(None));
+    ports
+        .mirror
+        .expect_tombstone()
+        .withf(|store, ids, _| *store == StoreId(7) && ids == [CustomerId::parse("1").unwrap()])
+        .times(1)
+        .returning(|_, _, _| Ok(1));
+    let error = ports
+        .build()
+        .get(&catalog(), &CustomerId::parse("1").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error, CustomerError::CustomerNotFound);
 }
 
 #[tokio::test]

@@ -316,8 +316,10 @@ fn the_demo_works_from_nothing_and_stops_gracefully() {
 
 /// `sync` copies every customer of a vendor store into the mirror, page after page; stopped
 /// half-way (the vendor refusing the store's credentials), it says how to resume and resumes
-/// from the page after the last one copied, waiting out a rate limit instead of failing. Run
-/// for every vendor of the build, each against its double, with the real binary.
+/// from the page after the last one copied, waiting out a rate limit instead of failing.
+/// Customers deleted at the POS are marked deleted by a full pass, resumed or not, never by a
+/// partial one. Run for every vendor of the build, each against its double, with the real
+/// binary.
 #[test]
 fn sync_copies_every_vendor_store_into_the_mirror_and_resumes() {
     std::thread::scope(|scope| {
@@ -426,40 +428,70 @@ fn sync_a_vendor_store(spec: &pos_adapters::VendorSpec) {
         "sqlite://{}",
         env.dir.path().join("pos-gateway.db").display()
     );
-    let found = runtime.block_on(async {
-        let database = persistence::Database::connect(&url).await.unwrap();
-        let mirror = database.mirror();
-        let mut ids = std::collections::BTreeSet::new();
-        let mut query = domain::CustomerQuery {
-            name: Some("last".into()),
-            limit: 100,
-            ..Default::default()
-        };
-        loop {
-            let page = domain::CustomerMirror::find(
-                &mirror,
-                domain::StoreId(store.as_i64().unwrap()),
-                &query,
-            )
-            .await
-            .unwrap();
-            ids.extend(page.customers.into_iter().map(|c| c.customer_id));
-            match page.next {
-                Some(next) => query.page = Some(next),
-                None => break ids.len(),
+    let mirrored = || {
+        runtime.block_on(async {
+            let database = persistence::Database::connect(&url).await.unwrap();
+            let mirror = database.mirror();
+            let mut ids = std::collections::BTreeSet::new();
+            let mut query = domain::CustomerQuery {
+                name: Some("last".into()),
+                limit: 100,
+                ..Default::default()
+            };
+            loop {
+                let page = domain::CustomerMirror::find(
+                    &mirror,
+                    domain::StoreId(store.as_i64().unwrap()),
+                    &query,
+                )
+                .await
+                .unwrap();
+                ids.extend(page.customers.into_iter().map(|c| c.customer_id));
+                match page.next {
+                    Some(next) => query.page = Some(next),
+                    None => break ids,
+                }
             }
-        }
-    });
-    assert_eq!(found, SYNCED as usize, "{vendor}");
+        })
+    };
+    let all = mirrored();
+    assert_eq!(all.len(), SYNCED as usize, "{vendor}");
 
     // A finished sync starts over next time.
     let (ok, out, _) = run(&["sync", "--catalog", "kiosk", "--json"]);
     assert!(ok, "{vendor}");
+    let report = serde_json::from_str::<Value>(&out).unwrap();
+    assert_eq!(report["copied"], SYNCED, "{vendor}");
+    assert_eq!(report["removed"], 0, "{vendor}: nothing is gone");
+
+    // Two customers deleted at the register, one early and one late in the list; a pass
+    // stopped half-way marks nothing deleted, and its resumption (the same pass) does.
+    let gone: Vec<domain::CustomerId> = all.iter().step_by(200).cloned().collect();
+    assert_eq!(gone.len(), 2, "{vendor}");
+    for id in &gone {
+        assert!(double.delete_customer(id.as_str()), "{vendor}");
+    }
+    double.double().fail(Op::List, Fault::Pass, 1);
+    double.double().fail(Op::List, Fault::Unauthorized, 2);
+    let (ok, _, err) = run(&["sync", "--catalog", "kiosk"]);
+    assert!(!ok, "{vendor}: {err}");
+    double.double().heal();
     assert_eq!(
-        serde_json::from_str::<Value>(&out).unwrap()["copied"],
-        SYNCED,
-        "{vendor}"
+        mirrored(),
+        all,
+        "{vendor}: a partial pass tombstones nothing"
     );
+    let (ok, out, err) = run(&["sync", "--catalog", "kiosk", "--json"]);
+    assert!(ok, "{vendor}: {err}");
+    let report = serde_json::from_str::<Value>(&out).unwrap();
+    assert_eq!(report["resumed"], true, "{vendor}: {report}");
+    assert_eq!(report["removed"], 2, "{vendor}: {report}");
+    let left: std::collections::BTreeSet<_> = all
+        .iter()
+        .filter(|id| !gone.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(mirrored(), left, "{vendor}");
 }
 
 /// A gateway with a `local` store (catalog `local-kiosk`) and a Treez store on `double`

@@ -14,5 +14,6 @@ mod isolation;
 mod limits;
 mod recovery;
 mod surface;
+mod sync;
 mod vendor_specs;
 mod vendors;

@@ -299,7 +299,11 @@ fn id_of(object: &Map<String, Value>) -> Option<String> {
 /// gives back no gender, notes or licence: those are `None`.
 pub(super) fn read(record: &Value) -> Result<Customer, String> {
     let object = record.as_object().ok_or("a customer is not an object")?;
-    let names = text(object, "name").and_then(split_name);
+    // Cleaned before the split, like every vendor text (`Incoming`): a NUL inside a word is
+    // not a space between two.
+    let names = text(object, "name")
+        .map(|name| domain::plain_text(name, domain::TextKind::SingleLine))
+        .and_then(|name| split_name(&name));
     Incoming {
         customer_id: id_of(object),
         status: None,

@@ -86,6 +86,8 @@ cases! {
     an_update_of_an_unknown_customer_is_not_found: All(&[UpdateCustomer]);
     the_list_pages_through_every_customer_once: All(&[ListCustomers]);
     one_unusable_record_does_not_hide_the_others: All(&[ListCustomers]);
+    a_vendors_control_characters_are_taken_out_of_every_read: All(&[ListCustomers]);
+    a_customer_deleted_at_the_register_is_no_longer_read: All(&[ListCustomers]);
     a_page_size_the_contract_allows_is_accepted: All(&[ListCustomers]);
     a_forged_cursor_is_refused_without_a_call: All(&[ListCustomers]);
     reads_are_retried_then_unavailable_with_retry_after: All(&[ListCustomers]);
@@ -499,6 +501,57 @@ async fn one_unusable_record_does_not_hide_the_others(v: Under) {
     assert_eq!(first.customers.len(), 4);
     let walked: BTreeSet<String> = walk(pos.as_ref(), 2).await.into_iter().collect();
     assert_eq!(walked, usable);
+}
+
+/// A NUL or another control character in a vendor's text never reaches a customer (PostgreSQL
+/// cannot store NUL, and a whole sync page would fail on it): taken out, in a listing and in
+/// a read by id alike, line breaks of notes kept.
+async fn a_vendors_control_characters_are_taken_out_of_every_read(v: Under) {
+    let pos = v.connect();
+    let seeded = v.double.seed_customer(&vendor_doubles::SeedCustomer {
+        first_name: "An\u{0}n\u{7}a".into(),
+        last_name: "Lee\u{1b}".into(),
+        email: Some("anna.lee@example.com".into()),
+        drivers_license: Some("D\u{0}7\u{7f}7".into()),
+        notes: Some("likes\u{0} edibles\u{7}\nand tea".into()),
+        ..vendor_doubles::SeedCustomer::default()
+    });
+    let listed = pos.find(&list(25)).await.unwrap().customers;
+    let mut read = vec![
+        listed
+            .into_iter()
+            .find(|c| c.customer_id.as_str() == seeded)
+            .expect("the customer is listed"),
+    ];
+    if v.caps().get_customer {
+        read.push(pos.get(&id(&seeded)).await.unwrap().expect("it is there"));
+    }
+    for customer in read {
+        assert_eq!(customer.first_name.as_str(), "Anna");
+        assert_eq!(customer.last_name.as_str(), "Lee");
+        if v.caps().reads_back(domain::OptionalField::DriversLicense) {
+            assert_eq!(customer.drivers_license.as_deref(), Some("D77"));
+        }
+        if v.caps().reads_back(domain::OptionalField::Notes) {
+            assert_eq!(customer.notes.as_deref(), Some("likes edibles\nand tea"));
+        }
+    }
+}
+
+/// The double's register deletes a customer: the vendor no longer lists it nor finds it by
+/// id (what `pos-gateway sync` relies on to tombstone it in the mirror).
+async fn a_customer_deleted_at_the_register_is_no_longer_read(v: Under) {
+    let pos = v.connect();
+    let ids = v.seed(3);
+    assert!(v.double.delete_customer(&ids[1]));
+    assert!(!v.double.delete_customer(&ids[1]), "deleted once");
+    let walked: BTreeSet<String> = walk(pos.as_ref(), 25).await.into_iter().collect();
+    let kept: BTreeSet<String> = [ids[0].clone(), ids[2].clone()].into();
+    assert_eq!(walked, kept);
+    if v.caps().get_customer {
+        assert_eq!(pos.get(&id(&ids[1])).await.unwrap(), None);
+        assert!(pos.get(&id(&ids[0])).await.unwrap().is_some());
+    }
 }
 
 async fn a_page_size_the_contract_allows_is_accepted(v: Under) {
