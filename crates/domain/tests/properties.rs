@@ -597,8 +597,11 @@ proptest! {
     }
 
     #[test]
-    fn customer_ids_are_1_to_128_bytes_without_controls(text in prop_oneof![any_text(), "[0-9a-zA-Z-]{120,135}"]) {
-        let ok = !text.is_empty() && text.len() <= 128 && !text.chars().any(char::is_control);
+    fn customer_ids_are_1_to_128_url_safe_bytes_never_only_dots(text in prop_oneof![any_text(), "[0-9a-zA-Z._~:-]{120,135}", "[.]{1,4}", "[0-9a-zA-Z./%-]{1,12}"]) {
+        let ok = !text.is_empty()
+            && text.len() <= 128
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~:".contains(c))
+            && !text.chars().all(|c| c == '.');
         match CustomerId::parse(&text) {
             Some(id) => {
                 prop_assert!(ok);
