@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod openapi;
 pub mod routes;
+pub mod secret_strength;
 pub mod state;
 pub mod sync;
 
