@@ -12,5 +12,6 @@ mod concurrency;
 mod errors;
 mod isolation;
 mod recovery;
+mod tokens;
 mod vendor_specs;
 mod vendors;
