@@ -7,7 +7,7 @@ Start-up is the time from exec to the first `200` from /healthz; the floor is
 `pos-gateway --version` (process start, no server). Idle RSS is read 2 s after start.
 With a PostgreSQL URL (of an empty database), it measures on PostgreSQL too.
 """
-import os, socket, statistics, subprocess, sys, tempfile, time
+import os, secrets, socket, statistics, subprocess, sys, tempfile, time
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/pos-gateway"
 PG = sys.argv[2] if len(sys.argv) > 2 else None
@@ -40,7 +40,7 @@ def rss_mib(pid):
 def start(database_url):
     port = free_port()
     env = dict(os.environ, POS_GATEWAY_LISTEN=f"127.0.0.1:{port}", POS_GATEWAY_DATABASE_URL=database_url,
-               POS_GATEWAY_JWT_SECRET="x" * 40, RUST_LOG="warn")
+               POS_GATEWAY_JWT_SECRET=secrets.token_hex(32), RUST_LOG="warn")
     began = time.perf_counter()
     proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = began + 30

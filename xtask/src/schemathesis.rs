@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use testkit::gateway::Gateway;
@@ -293,11 +293,7 @@ fn gateway(bin: &Path, work_dir: &Path) -> Result<Gateway, Failure> {
         remove_if_there(&PathBuf::from(format!("{}{suffix}", database.display())))?;
     }
     remove_if_there(&log)?;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let secret = format!("schemathesis-{nanos:032x}-{:08x}", std::process::id());
+    let secret = random_secret()?;
     Ok(Gateway::new(bin)
         .current_dir(work_dir)
         .env(
@@ -310,6 +306,17 @@ fn gateway(bin: &Path, work_dir: &Path) -> Result<Gateway, Failure> {
         .env("RUST_LOG", "info")
         .log(log)
         .startup_timeout(STARTUP_TIMEOUT))
+}
+
+/// 32 random bytes as 64 hex digits, as `openssl rand -hex 32` makes: the gateway refuses a
+/// weaker HS256 secret.
+fn random_secret() -> Result<String, Failure> {
+    use std::io::Read as _;
+    let mut bytes = [0_u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
+        .map_err(|e| Failure::new(format!("cannot read /dev/urandom: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn remove_if_there(file: &Path) -> Result<(), Failure> {

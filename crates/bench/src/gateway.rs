@@ -11,7 +11,8 @@ use serde_json::Value;
 pub use testkit::gateway::Serving as Gateway;
 pub use testkit::gateway::free_address;
 
-pub const JWT_SECRET: &str = "a-benchmark-secret-that-is-long-enough-0123456789";
+/// As `openssl rand -base64 32` makes: the gateway refuses weaker HS256 secrets.
+pub const JWT_SECRET: &str = "wZ8ahtb2e5gkHZPABkwKOI6TXyudD5vihKEY7B5FOV0=";
 /// 32 bytes as hex: vendor stores' credentials are sealed with it.
 pub const CREDENTIALS_KEY: &str =
     "0707070707070707070707070707070707070707070707070707070707070707";

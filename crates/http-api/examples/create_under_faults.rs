@@ -27,7 +27,7 @@ use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 use vendor_doubles::{Fault, Op};
 
-const JWT_SECRET: &str = "a-faults-measurement-secret-of-32+chars!";
+const JWT_SECRET: &str = "Y8kigwgfEReL3e4szHNUJvpFKeOreJpbDghkvnrneNM=";
 const KIOSK_ATTEMPTS: usize = 6;
 const CONCURRENCY: usize = 16;
 

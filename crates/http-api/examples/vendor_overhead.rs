@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use vendor_doubles::VendorDouble as _;
 use vendor_doubles::treez::TreezDouble;
 
-const JWT_SECRET: &str = "an-overhead-measurement-secret-of-32+chars";
+const JWT_SECRET: &str = "fek22NJn02NGX+BWxE/OWqHtnDOEJnQFUt1ur4+lWLw=";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -333,8 +333,10 @@ async fn purge_expired(service: &CustomerService) {
 pub fn state(config: &Config, database: Database) -> anyhow::Result<AppState> {
     let key = config.jwt_key.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
-            "POS_GATEWAY_JWT_SECRET is not set: `serve` needs it to check tokens \
-             (at least 32 characters; `pos-gateway demo` makes one for trying things out)"
+            "POS_GATEWAY_JWT_SECRET is not set: `serve` needs it (or POS_GATEWAY_JWT_SECRETS, \
+             or POS_GATEWAY_JWT_PUBLIC_KEY) to check tokens; 32 random bytes: {}. \
+             (`pos-gateway demo` makes one for trying things out.)",
+            crate::config::MAKE_A_SECRET
         )
     })?;
     state_with_key(config, key, database)
@@ -345,7 +347,7 @@ pub fn state_with_key(
     key: &JwtKey,
     database: Database,
 ) -> anyhow::Result<AppState> {
-    let verifier = TokenVerifier::new(key, &config.jwt_audience)?;
+    let verifier = TokenVerifier::new(key, &config.jwt_audience, config.jwt_max_ttl)?;
     // Store configs hold vendor credentials, encrypted with this key.
     let database = database.with_credentials_key(config.credentials_key.clone());
     Ok(AppState {

@@ -11,8 +11,8 @@ use persistence::Database;
 use serde_json::json;
 
 use crate::admin;
-use crate::auth::issue_token;
-use crate::config::{Config, JwtKey, Secret};
+use crate::auth::sign_token;
+use crate::config::{Config, JwtKey, Secret, SigningKey};
 
 /// Where `demo` keeps the JWT secret it made, so its tokens survive a restart.
 const DEMO_SECRET_SETTING: &str = "demo_jwt_secret";
@@ -307,21 +307,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "catalog id '{catalog}' must be 1 to 64 letters, digits, '-', '_' or '.', or '*'"
                 );
             }
-            let secret = match &config.jwt_key {
-                Some(JwtKey::Secret(secret)) => secret.clone(),
+            let ttl: Duration = ttl.into();
+            if ttl > config.jwt_max_ttl {
+                anyhow::bail!(
+                    "--ttl {} is longer than tokens may live (POS_GATEWAY_JWT_MAX_TTL, {}): \
+                     the gateway would refuse the token",
+                    humantime::format_duration(ttl),
+                    humantime::format_duration(config.jwt_max_ttl)
+                );
+            }
+            let demo_secret;
+            let key = match &config.jwt_key {
                 Some(JwtKey::PublicKey { .. }) => anyhow::bail!(
                     "tokens are checked with a public key here; sign them where the private key is"
                 ),
+                Some(key) => key
+                    .signing_key()
+                    .ok_or_else(|| anyhow::anyhow!("no secret to sign tokens with"))?,
                 None => {
                     let database = open(&config).await?;
                     let kept = database.settings().get(DEMO_SECRET_SETTING).await?;
-                    Secret::new(kept.ok_or_else(|| {
+                    demo_secret = Secret::new(kept.ok_or_else(|| {
                         anyhow::anyhow!("POS_GATEWAY_JWT_SECRET is not set (and no demo secret exists: run `pos-gateway demo` first)")
-                    })?)
+                    })?);
+                    SigningKey {
+                        kid: None,
+                        secret: &demo_secret,
+                    }
                 }
             };
-            let (token, exp) =
-                issue_token(&secret, &config.jwt_audience, vec![catalog], ttl.into())?;
+            let (token, exp) = sign_token(key, &config.jwt_audience, vec![catalog], ttl)?;
             print(json, json!({ "token": token, "expires_at": exp }), &token);
             Ok(())
         }
@@ -428,19 +443,21 @@ async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result
 /// Everything a first-time user needs, with no configuration at all.
 async fn demo(mut config: Config) -> anyhow::Result<()> {
     let database = open(&config).await?;
-    let secret = match &config.jwt_key {
-        Some(JwtKey::Secret(secret)) => secret.clone(),
+    let key = match config.jwt_key.take() {
+        Some(key @ (JwtKey::Secret(_) | JwtKey::SecretSet(_))) => key,
         _ => {
             let fresh = hex::encode(rand::random::<[u8; 32]>());
-            Secret::new(
+            JwtKey::Secret(Secret::new(
                 database
                     .settings()
                     .get_or_insert(DEMO_SECRET_SETTING, &fresh)
                     .await?,
-            )
+            ))
         }
     };
-    config.jwt_key = Some(JwtKey::Secret(secret.clone()));
+    let signing = key
+        .signing_key()
+        .ok_or_else(|| anyhow::anyhow!("the demo signs its tokens with a secret"))?;
     let stores = database.stores();
     let store = match stores.store_by_name(DEMO_STORE_NAME).await? {
         Some(store) => store,
@@ -456,23 +473,27 @@ async fn demo(mut config: Config) -> anyhow::Result<()> {
         Ok(()) | Err(RepositoryError::Conflict(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let (token, _) = issue_token(
-        &secret,
+    let ttl = DEMO_TOKEN_TTL.min(config.jwt_max_ttl);
+    let (token, _) = sign_token(
+        signing,
         &config.jwt_audience,
         vec![DEMO_CATALOG.into()],
-        DEMO_TOKEN_TTL,
+        ttl,
     )?;
+    config.jwt_key = Some(key);
     let base = format!("http://{}", config.listen);
     println!(
         "pos-gateway demo: store \"{DEMO_STORE_NAME}\" (id {}) on the built-in local POS, catalog \"{DEMO_CATALOG}\", database {}\n\
          \n\
-         A token for catalog {DEMO_CATALOG}, valid 24 h (`pos-gateway token --catalog {DEMO_CATALOG}` makes more):\n\
+         A token for catalog {DEMO_CATALOG}, valid {} h (`pos-gateway token --catalog {DEMO_CATALOG}` makes more):\n\
          \n  export TOKEN={token}\n\
          \nThen try:\n\
          \n  curl -s -X POST {base}/api/v1/{DEMO_CATALOG}/customers -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{{\"customer\":{{\"first_name\":\"John\",\"last_name\":\"Doe\",\"email\":\"john.doe@example.com\",\"phone\":\"555-123-4567\"}}}}'\n\
          \n  curl -s '{base}/api/v1/{DEMO_CATALOG}/customers?phone=5551234567' -H \"Authorization: Bearer $TOKEN\"\n\
          \nAPI reference: {base}/docs. Serving on {base}; Ctrl-C stops.",
-        store.id, config.database_url
+        store.id,
+        persistence::redact_url(&config.database_url),
+        ttl.as_secs() / 3600
     );
     if let Some(ops) = &config.ops_listen {
         println!("Metrics and readiness: http://{ops}/metrics, http://{ops}/readyz.");

@@ -118,7 +118,7 @@ impl Database {
     ///
     /// Accepts `sqlite://path/to/file.db` (relative to the working directory),
     /// `sqlite:///abs/path.db`, and `postgres://...` or `postgresql://...`. A SQLite file (and
-    /// its directory) is created when missing.
+    /// its directory) is created when missing, readable and writable by its owner only.
     pub async fn connect(url: &str) -> Result<Database, PersistenceError> {
         let location = Location::parse(url)?;
         let mut relaxed = None;
@@ -147,6 +147,7 @@ impl Database {
             }
             Location::Sqlite(path) => {
                 create_parent_directory(path)?;
+                create_private_file(path)?;
                 let mut config = ManagerConfig::<SqliteAsyncConnection>::default();
                 // A local file does not drop connections; skip the `SELECT 1` per checkout.
                 config.recycling_method = RecyclingMethod::Fast;
@@ -361,6 +362,28 @@ fn create_parent_directory(path: &str) -> Result<(), PersistenceError> {
     }
 }
 
+/// A new SQLite file is made readable by its owner only (0600) before SQLite opens it: it
+/// holds customers, sealed vendor credentials and the demo's token secret. SQLite gives the
+/// `-wal` and `-shm` files it makes beside it the database file's mode. A file that is there
+/// already is left as it is.
+fn create_private_file(path: &str) -> Result<(), PersistenceError> {
+    if path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(PersistenceError::Connect {
+            backend: Backend::Sqlite,
+            message: format!("cannot create {path}: {e}"),
+        }),
+    }
+}
+
 async fn establish_relaxed(target: Arc<PgTarget>) -> diesel::ConnectionResult<AsyncPgConnection> {
     let mut conn = target.connect().await?;
     conn.batch_execute("SET synchronous_commit = off")
@@ -499,5 +522,50 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
         assert!(bad_url("sqlite://").contains("needs a file path"));
         assert!(bad_url("sqlite:pos.db").contains("not a database URL"));
+    }
+
+    /// The file holds the demo's token secret: other users of the machine must not read it.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_file_is_its_owners_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let database = Database::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        database.migrate().await.unwrap();
+        database.settings().get_or_insert("k", "v").await.unwrap();
+        let mut seen = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            if let Ok(metadata) = std::fs::metadata(&file) {
+                seen.push(suffix);
+                assert_eq!(
+                    metadata.permissions().mode() & 0o777,
+                    0o600,
+                    "{file} is readable by others"
+                );
+            }
+        }
+        assert_eq!(seen, ["", "-wal", "-shm"], "WAL mode makes all three");
+    }
+
+    /// The PostgreSQL client's errors name neither the URL nor its password; a guard, should a
+    /// new connection path start quoting them.
+    #[tokio::test]
+    async fn connection_errors_never_show_the_password() {
+        for url in [
+            "postgres://pos:hunter2pw@127.0.0.1:1/pos_gateway",
+            "postgres://pos:hunter2pw@[::1/pos_gateway",
+            "postgres://pos@127.0.0.1:1/pos_gateway?password=hunter2pw",
+        ] {
+            let message = match Database::connect(url).await {
+                Ok(_) => String::from("connected"),
+                Err(e) => format!("{e} / {e:?}"),
+            };
+            assert!(message.contains("could not connect"), "{message}");
+            assert!(!message.contains("hunter2pw"), "{message}");
+        }
     }
 }

@@ -162,7 +162,7 @@ fn admin_commands_print_json_and_fail_on_stderr() {
     assert!(!ok, "no secret configured and no demo secret");
     assert!(err.contains("POS_GATEWAY_JWT_SECRET"), "{err}");
 
-    let secret = "cli-test-secret-0123456789abcdef01234";
+    let secret = "AsTUNNxlJYZEbJKyv6Iqs+ROrnHXo4sBwOn7spHoP0s=";
     let output = env
         .command()
         .env("POS_GATEWAY_JWT_SECRET", secret)
@@ -308,10 +308,173 @@ fn the_demo_works_from_nothing_and_stops_gracefully() {
     let status = terminate(&mut child, Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("the demo did not stop on SIGTERM: {e}"));
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    assert_owner_only(&env.dir.path().join("pos-gateway.db"));
 
     // A second demo reuses the store, the catalog and the secret.
     let (ok, _, err) = env.run(&["token", "--catalog", "demo"]);
     assert!(ok, "{err}");
+}
+
+/// The demo keeps its token secret in the SQLite file: the file, and the `-wal` and `-shm`
+/// SQLite makes beside it, are readable by their owner only.
+fn assert_owner_only(database: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", database.display());
+        if suffix.is_empty() || std::path::Path::new(&file).exists() {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
+        }
+    }
+}
+
+/// The demo on PostgreSQL with a password in the URL: the banner names the database without
+/// the password, and no log line has it either.
+#[test]
+fn the_demo_never_prints_the_database_password() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime.block_on(testkit::pg::TestDatabase::create());
+    let url = database.url().to_owned();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, place) = rest
+        .split_once('@')
+        .expect("TEST_DATABASE_URL names a user");
+    let (url, password) = match userinfo.split_once(':') {
+        Some((_, password)) => (url.clone(), password.to_owned()),
+        // The test server trusts local connections: any password will do.
+        None => (
+            format!("{scheme}://{userinfo}:Hunter2-not-shown@{place}"),
+            "Hunter2-not-shown".to_owned(),
+        ),
+    };
+    let env = Env::new();
+    let address = free_address().unwrap();
+    let mut child = env
+        .command()
+        .env("POS_GATEWAY_LISTEN", address.to_string())
+        .env("POS_GATEWAY_DATABASE_URL", &url)
+        .env("RUST_LOG", "info")
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Serving on") {
+            break;
+        }
+    }
+    terminate(&mut child, Duration::from_secs(15)).unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(banner.contains(":***@"), "{banner}");
+    assert!(!banner.contains(&password), "{banner}");
+    assert!(!log.contains(&password), "{log}");
+    drop(database);
+}
+
+const OLD_SECRET: &str = "Pg7p+FTk9PbjX893MUs54GYqQ5KupT2B8xBAz1d54Vo=";
+const NEW_SECRET: &str = "8V+mQFGoy3ipLXy5CliZjncV8hEBebKX0wjQeTvu7tw=";
+
+/// A long secret is not a strong one: `serve` and `token` refuse it at start-up, say how to
+/// make a good one, and never echo it.
+#[test]
+fn a_weak_jwt_secret_is_refused_at_start_up() {
+    let env = Env::new();
+    for secret in ["a".repeat(64), "password".repeat(8)] {
+        for command in [&["serve"][..], &["token", "--catalog", "k"][..]] {
+            let mut child = env
+                .command()
+                .env("POS_GATEWAY_JWT_SECRET", &secret)
+                .env("POS_GATEWAY_LISTEN", free_address().unwrap().to_string())
+                .args(command)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // A `serve` that accepted the secret would run until stopped.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    panic!("{command:?} accepted the weak secret and kept running");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert!(!status.success(), "{command:?}: {err}");
+            assert!(err.contains("POS_GATEWAY_JWT_SECRET"), "{err}");
+            assert!(err.contains("too weak"), "{err}");
+            assert!(err.contains("openssl rand -base64 32"), "{err}");
+            assert!(!err.contains(&secret[..16]), "{err}");
+        }
+    }
+}
+
+fn decode(token: &str, secret: &str) -> (Option<String>, Value) {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["pos-gateway"]);
+    let data = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .unwrap();
+    (data.header.kid, data.claims)
+}
+
+/// `token` signs with the newest secret of a key set and names its kid; it does not make a
+/// token the gateway would refuse as too long-lived.
+#[test]
+fn token_signs_with_the_newest_kid_and_within_the_longest_lifetime() {
+    let env = Env::new();
+    let secrets = format!("2025-06:{NEW_SECRET},2025-01:{OLD_SECRET}");
+    let token = |extra: &[(&str, &str)], ttl: &str| {
+        let mut command = env.command();
+        command.env("POS_GATEWAY_JWT_SECRETS", &secrets);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let output = command
+            .args(["token", "--catalog", "k", "--ttl", ttl, "--json"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8(output.stderr).unwrap();
+        match output.status.success() {
+            true => Ok(
+                serde_json::from_slice::<Value>(&output.stdout).unwrap()["token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            false => Err(err),
+        }
+    };
+
+    let newest = token(&[], "400days").unwrap();
+    let (kid, claims) = decode(&newest, NEW_SECRET);
+    assert_eq!(kid.as_deref(), Some("2025-06"));
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        400 * 24 * 3600
+    );
+    let chosen = token(&[("POS_GATEWAY_JWT_KID", "2025-01")], "1h").unwrap();
+    assert_eq!(decode(&chosen, OLD_SECRET).0.as_deref(), Some("2025-01"));
+
+    let err = token(&[], "401days").unwrap_err();
+    assert!(err.contains("POS_GATEWAY_JWT_MAX_TTL"), "{err}");
+    let err = token(&[("POS_GATEWAY_JWT_MAX_TTL", "1h")], "2h").unwrap_err();
+    assert!(err.contains("--ttl 2h is longer"), "{err}");
+    assert!(token(&[("POS_GATEWAY_JWT_MAX_TTL", "1h")], "1h").is_ok());
 }
 
 /// `sync` copies every customer of a vendor store into the mirror, page after page; stopped
@@ -524,7 +687,7 @@ fn served_gateway(dir: &std::path::Path) -> Gateway {
         .current_dir(dir)
         .env(
             "POS_GATEWAY_JWT_SECRET",
-            "cli-test-secret-0123456789abcdef01234",
+            "z33ZVWv+sApO6IHw6h1hbFAAhjEXMfuYs7dAAemz7UU=",
         )
         .env("POS_GATEWAY_CREDENTIALS_KEY", "ab".repeat(32))
         .log(dir.join("gateway.log"))
@@ -1023,7 +1186,7 @@ fn rekey_reseals_every_store_and_changes_nothing_when_one_does_not_open(db: Db) 
 /// cache's few seconds, with the contract's 404, and never serves it again.
 #[test]
 fn a_running_server_stops_serving_a_removed_catalog() {
-    let secret = "cli-test-secret-0123456789abcdef01234";
+    let secret = "z33ZVWv+sApO6IHw6h1hbFAAhjEXMfuYs7dAAemz7UU=";
     let mut env = Env::new();
     env.gateway = env.gateway.clone().env("POS_GATEWAY_JWT_SECRET", secret);
     let (ok, out, err) = env.run(&[

@@ -11,7 +11,8 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use testkit::pg::TestDatabase;
 
-pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+/// As `openssl rand -base64 32` makes: the gateway refuses weaker HS256 secrets.
+pub const SECRET: &str = "dD2QENjpSgvUDS5S6xoxHOZGU366SjI4Hh/svPJVQPw=";
 
 #[derive(Clone, Copy, Debug)]
 pub enum Db {

@@ -15,5 +15,6 @@ mod limits;
 mod recovery;
 mod surface;
 mod sync;
+mod tokens;
 mod vendor_specs;
 mod vendors;
