@@ -91,6 +91,16 @@ impl RequestRate {
     }
 }
 
+/// How log lines are written to stderr (`POS_GATEWAY_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: one line of text each, coloured only on a terminal.
+    #[default]
+    Text,
+    /// For log collectors: one JSON object a line.
+    Json,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
@@ -111,6 +121,11 @@ pub struct Config {
     pub catalog_burst: u32,
     /// Bulk requests in flight at once over all catalogs; more are 429 at once, never queued.
     pub max_bulks_in_flight: usize,
+    /// How logs are written (`POS_GATEWAY_LOG_FORMAT`: `text` or `json`).
+    pub log_format: LogFormat,
+    /// This process's name in logs and traces (`POS_GATEWAY_REPLICA`); the host name and
+    /// process id when unset.
+    pub replica: Option<String>,
 }
 
 impl Default for Config {
@@ -127,6 +142,8 @@ impl Default for Config {
             catalog_rate: Some(DEFAULT_CATALOG_RATE),
             catalog_burst: DEFAULT_CATALOG_BURST,
             max_bulks_in_flight: DEFAULT_MAX_BULKS_IN_FLIGHT,
+            log_format: LogFormat::Text,
+            replica: None,
         }
     }
 }
@@ -163,6 +180,8 @@ struct FileConfig {
     catalog_burst: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
     max_bulks_in_flight: Option<String>,
+    log_format: Option<String>,
+    replica: Option<String>,
 }
 
 /// A count may be written `5` or `"5"` in the file (the environment only has text).
@@ -208,7 +227,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 13] = [
+        let overrides: [(&str, &mut Option<String>); 15] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -225,6 +244,8 @@ impl Config {
                 "POS_GATEWAY_MAX_BULKS_IN_FLIGHT",
                 &mut values.max_bulks_in_flight,
             ),
+            ("POS_GATEWAY_LOG_FORMAT", &mut values.log_format),
+            ("POS_GATEWAY_REPLICA", &mut values.replica),
         ];
         for (key, slot) in overrides {
             if let Some(value) = env(key).filter(|v| !v.is_empty()) {
@@ -286,6 +307,22 @@ impl Config {
             config.max_bulks_in_flight =
                 positive::<usize>(&bulks, "POS_GATEWAY_MAX_BULKS_IN_FLIGHT")?;
         }
+        if let Some(format) = values.log_format {
+            config.log_format = match format.trim().to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "POS_GATEWAY_LOG_FORMAT",
+                        message: format!("'{format}' is not text or json"),
+                    });
+                }
+            };
+        }
+        config.replica = values
+            .replica
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty());
         config.credentials_key = values
             .credentials_key
             .map(|text| {
@@ -452,6 +489,35 @@ mod tests {
                 .to_string();
             assert!(error.contains(key), "{key}={value}: {error}");
         }
+    }
+
+    #[test]
+    fn the_log_format_and_replica_come_from_the_file_and_the_environment() {
+        let defaults = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(
+            (defaults.log_format, defaults.replica),
+            (LogFormat::Text, None)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "log_format = \"json\"\nreplica = \"web-1\"\n").unwrap();
+        let file = Config::from_sources(Some(&path), env(&[])).unwrap();
+        assert_eq!(file.log_format, LogFormat::Json);
+        assert_eq!(file.replica.as_deref(), Some("web-1"));
+        let environment = Config::from_sources(
+            Some(&path),
+            env(&[
+                ("POS_GATEWAY_LOG_FORMAT", "TEXT"),
+                ("POS_GATEWAY_REPLICA", "web-2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(environment.log_format, LogFormat::Text);
+        assert_eq!(environment.replica.as_deref(), Some("web-2"));
+        let bad = Config::from_sources(None, env(&[("POS_GATEWAY_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("POS_GATEWAY_LOG_FORMAT"), "{bad}");
     }
 
     #[test]
