@@ -90,8 +90,12 @@ fn resource(path: &str) -> actix_web::Resource {
 /// `/metrics`: every series of `registry`, in Prometheus' text format.
 async fn metrics(registry: Data<Registry>) -> Result<HttpResponse, ApiError> {
     let mut text = Vec::new();
+    let mut families = registry.gather();
+    if let Some(vendor) = &*crate::telemetry::VENDOR_METRICS {
+        families.extend(vendor.gather());
+    }
     TextEncoder::new()
-        .encode(&registry.gather(), &mut text)
+        .encode(&families, &mut text)
         .map_err(|e| ApiError::Internal(format!("cannot encode the metrics: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -173,7 +177,7 @@ impl RootSpanBuilder for MaskedRootSpan {
             .map(ToString::to_string)
             .unwrap_or_default();
         let connection = request.connection_info();
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),
             http.route = %route,
@@ -189,9 +193,13 @@ impl RootSpanBuilder for MaskedRootSpan {
             otel.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             request_id = %request_id,
+            store = tracing::field::Empty,
+            vendor = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
-        )
+        );
+        crate::telemetry::continue_trace(request.headers(), &span);
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
@@ -407,6 +415,7 @@ pub fn servers(
         .build()
         .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
     let registry = Data::new(metrics.registry.clone());
+    crate::telemetry::VendorMetrics::install();
     let separate_ops = ops.is_some();
     let api = {
         let (state, metrics, registry) = (state.clone(), metrics.clone(), registry.clone());
@@ -422,6 +431,7 @@ pub fn servers(
                 })
                 .default_service(web::to(not_found))
                 .wrap_fn(add_request_id)
+                .wrap_fn(log_request)
                 .wrap(TracingLogger::<MaskedRootSpan>::new())
                 .wrap(metrics.clone())
                 .wrap_fn(collapse_methods)
@@ -466,6 +476,29 @@ where
         req.head_mut().method = other;
     }
     srv.call(req)
+}
+
+/// One line per request, in its span (request id, route, store, vendor), once answered: its
+/// status and how long it took.
+fn log_request<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    let started = std::time::Instant::now();
+    let call = srv.call(req);
+    async move {
+        let answered = call.await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let status = match &answered {
+            Ok(response) => response.status(),
+            Err(e) => e.as_response_error().status_code(),
+        };
+        tracing::info!(status = status.as_u16(), latency_ms, "request finished");
+        answered
+    }
 }
 
 /// `X-Request-Id` on every answer: the id `tracing-actix-web` gave the request's log lines.

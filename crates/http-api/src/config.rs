@@ -215,6 +215,16 @@ fn valid_kid(kid: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// How log lines are written to stderr (`POS_GATEWAY_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: one line of text each, coloured only on a terminal.
+    #[default]
+    Text,
+    /// For log collectors: one JSON object a line.
+    Json,
+}
+
 #[derive(Clone)]
 pub struct Config {
     /// May hold a password: print it through [`persistence::redact_url`] only.
@@ -239,6 +249,11 @@ pub struct Config {
     pub catalog_burst: u32,
     /// Bulk requests in flight at once over all catalogs; more are 429 at once, never queued.
     pub max_bulks_in_flight: usize,
+    /// How logs are written (`POS_GATEWAY_LOG_FORMAT`: `text` or `json`).
+    pub log_format: LogFormat,
+    /// This process's name in logs and traces (`POS_GATEWAY_REPLICA`); the host name and
+    /// process id when unset.
+    pub replica: Option<String>,
 }
 
 /// Every field, the database URL without its password.
@@ -257,6 +272,8 @@ impl std::fmt::Debug for Config {
             catalog_rate,
             catalog_burst,
             max_bulks_in_flight,
+            log_format,
+            replica,
         } = self;
         f.debug_struct("Config")
             .field("database_url", &persistence::redact_url(database_url))
@@ -271,6 +288,8 @@ impl std::fmt::Debug for Config {
             .field("catalog_rate", catalog_rate)
             .field("catalog_burst", catalog_burst)
             .field("max_bulks_in_flight", max_bulks_in_flight)
+            .field("log_format", log_format)
+            .field("replica", replica)
             .finish()
     }
 }
@@ -290,6 +309,8 @@ impl Default for Config {
             catalog_rate: Some(DEFAULT_CATALOG_RATE),
             catalog_burst: DEFAULT_CATALOG_BURST,
             max_bulks_in_flight: DEFAULT_MAX_BULKS_IN_FLIGHT,
+            log_format: LogFormat::Text,
+            replica: None,
         }
     }
 }
@@ -330,6 +351,8 @@ struct FileConfig {
     catalog_burst: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
     max_bulks_in_flight: Option<String>,
+    log_format: Option<String>,
+    replica: Option<String>,
 }
 
 /// A count may be written `5` or `"5"` in the file (the environment only has text).
@@ -375,7 +398,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 16] = [
+        let overrides: [(&str, &mut Option<String>); 18] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -395,6 +418,8 @@ impl Config {
                 "POS_GATEWAY_MAX_BULKS_IN_FLIGHT",
                 &mut values.max_bulks_in_flight,
             ),
+            ("POS_GATEWAY_LOG_FORMAT", &mut values.log_format),
+            ("POS_GATEWAY_REPLICA", &mut values.replica),
         ];
         for (key, slot) in overrides {
             if let Some(value) = env(key).filter(|v| !v.is_empty()) {
@@ -456,6 +481,22 @@ impl Config {
             config.max_bulks_in_flight =
                 positive::<usize>(&bulks, "POS_GATEWAY_MAX_BULKS_IN_FLIGHT")?;
         }
+        if let Some(format) = values.log_format {
+            config.log_format = match format.trim().to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "POS_GATEWAY_LOG_FORMAT",
+                        message: format!("'{format}' is not text or json"),
+                    });
+                }
+            };
+        }
+        config.replica = values
+            .replica
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty());
         config.credentials_key = values
             .credentials_key
             .map(|text| {
@@ -702,6 +743,35 @@ mod tests {
                 .to_string();
             assert!(error.contains(key), "{key}={value}: {error}");
         }
+    }
+
+    #[test]
+    fn the_log_format_and_replica_come_from_the_file_and_the_environment() {
+        let defaults = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(
+            (defaults.log_format, defaults.replica),
+            (LogFormat::Text, None)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "log_format = \"json\"\nreplica = \"web-1\"\n").unwrap();
+        let file = Config::from_sources(Some(&path), env(&[])).unwrap();
+        assert_eq!(file.log_format, LogFormat::Json);
+        assert_eq!(file.replica.as_deref(), Some("web-1"));
+        let environment = Config::from_sources(
+            Some(&path),
+            env(&[
+                ("POS_GATEWAY_LOG_FORMAT", "TEXT"),
+                ("POS_GATEWAY_REPLICA", "web-2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(environment.log_format, LogFormat::Text);
+        assert_eq!(environment.replica.as_deref(), Some("web-2"));
+        let bad = Config::from_sources(None, env(&[("POS_GATEWAY_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("POS_GATEWAY_LOG_FORMAT"), "{bad}");
     }
 
     #[test]

@@ -17,17 +17,7 @@ pub mod routes;
 pub mod secret_strength;
 pub mod state;
 pub mod sync;
-
-/// Logs to stderr (around a progress bar on the screen, if any); `RUST_LOG` filters (default
-/// `info`).
-pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(progress::LogWriter)
-        .try_init();
-}
+pub mod telemetry;
 
 /// The one progress bar a command may show (`sync`'s), and logs that go around it: a log
 /// line written under a bar would leave a stale copy of the bar on the terminal.

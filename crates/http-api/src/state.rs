@@ -117,6 +117,14 @@ impl CachedStores {
     }
 }
 
+/// Names the store and its vendor in the request's span (its log lines, its trace).
+fn in_span(store: Store) -> Store {
+    tracing::Span::current()
+        .record("store", store.id.0)
+        .record("vendor", store.vendor.as_str());
+    store
+}
+
 #[async_trait::async_trait]
 impl StoreRegistry for CachedStores {
     async fn store_for_catalog(
@@ -126,7 +134,7 @@ impl StoreRegistry for CachedStores {
         if let Some((read_at, store)) = self.lock().get(catalog)
             && read_at.elapsed() < self.ttl
         {
-            return Ok(Some(store.clone()));
+            return Ok(Some(in_span(store.clone())));
         }
         let store = self.inner.store_for_catalog(catalog).await?;
         let mut entries = self.lock();
@@ -145,7 +153,7 @@ impl StoreRegistry for CachedStores {
                 entries.remove(catalog);
             }
         }
-        Ok(store)
+        Ok(store.map(in_span))
     }
 
     async fn store_by_id(&self, id: StoreId) -> Result<Option<Store>, RepositoryError> {

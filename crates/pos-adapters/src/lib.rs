@@ -236,14 +236,22 @@ impl<A: CustomerDirectory> CustomerDirectory for Bounded<A> {
         &self,
         query: &domain::CustomerQuery,
     ) -> Result<domain::CustomerPage, domain::PosError> {
-        http::deadline::within(self.deadline(), self.inner.find(query)).await
+        http::observe::operation(
+            "find",
+            http::deadline::within(self.deadline(), self.inner.find(query)),
+        )
+        .await
     }
 
     async fn get(
         &self,
         id: &domain::CustomerId,
     ) -> Result<Option<domain::Customer>, domain::PosError> {
-        http::deadline::within(self.deadline(), self.inner.get(id)).await
+        http::observe::operation(
+            "get",
+            http::deadline::within(self.deadline(), self.inner.get(id)),
+        )
+        .await
     }
 
     async fn create(
@@ -251,7 +259,11 @@ impl<A: CustomerDirectory> CustomerDirectory for Bounded<A> {
         customer: &domain::NewCustomer,
         key: &domain::CreateKey,
     ) -> Result<domain::Customer, domain::PosError> {
-        http::deadline::within(self.deadline(), self.inner.create(customer, key)).await
+        http::observe::operation(
+            "create",
+            http::deadline::within(self.deadline(), self.inner.create(customer, key)),
+        )
+        .await
     }
 
     async fn update(
@@ -259,7 +271,11 @@ impl<A: CustomerDirectory> CustomerDirectory for Bounded<A> {
         id: &domain::CustomerId,
         patch: &domain::CustomerPatch,
     ) -> Result<domain::Customer, domain::PosError> {
-        http::deadline::within(self.deadline(), self.inner.update(id, patch)).await
+        http::observe::operation(
+            "update",
+            http::deadline::within(self.deadline(), self.inner.update(id, patch)),
+        )
+        .await
     }
 }
 

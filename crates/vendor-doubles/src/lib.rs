@@ -120,6 +120,18 @@ pub struct Call {
     /// The path and query, as sent.
     pub path: String,
     pub body: String,
+    /// Every header, names in lower case, in the order sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Call {
+    /// The value of header `name` (lower case), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// A customer to seed, in no vendor's shape: each double writes it as its vendor would hold
@@ -293,6 +305,16 @@ impl Shared {
             method: request.method().to_string(),
             path: request.uri().to_string(),
             body: String::from_utf8_lossy(body).into_owned(),
+            headers: request
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
         });
         let latency = *lock(&self.latency);
         if !latency.is_zero() {

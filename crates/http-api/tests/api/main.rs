@@ -12,6 +12,7 @@ mod concurrency;
 mod errors;
 mod isolation;
 mod limits;
+mod observability;
 mod recovery;
 mod surface;
 mod sync;

@@ -3,9 +3,11 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use domain::Vendor;
 use tokio::time::Instant;
 
 use super::BreakerSettings;
+use super::observe;
 
 /// How long callers are told to wait while another caller's probe is deciding.
 const PROBE_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -17,6 +19,7 @@ const PROBE_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// the vendor is up, even if it said no.
 #[derive(Debug)]
 pub(crate) struct CircuitBreaker {
+    vendor: Vendor,
     settings: BreakerSettings,
     state: Mutex<State>,
 }
@@ -29,8 +32,9 @@ enum State {
 }
 
 impl CircuitBreaker {
-    pub(crate) fn new(settings: BreakerSettings) -> Self {
+    pub(crate) fn new(vendor: Vendor, settings: BreakerSettings) -> Self {
         Self {
+            vendor,
             settings,
             state: Mutex::new(State::Closed { failures: 0 }),
         }
@@ -65,12 +69,16 @@ impl CircuitBreaker {
         };
         match (&mut *state, probe, failed) {
             (State::HalfOpen { .. }, true, true) => *state = opened,
-            (State::HalfOpen { .. }, true, false) => *state = State::Closed { failures: 0 },
+            (State::HalfOpen { .. }, true, false) => {
+                *state = State::Closed { failures: 0 };
+                self.changed(false);
+            }
             (State::Closed { failures }, false, true) => {
                 *failures = failures.saturating_add(1);
                 if *failures >= self.settings.failure_threshold.max(1) {
-                    tracing::warn!(failures = *failures, "vendor circuit opened");
+                    tracing::warn!(vendor = %self.vendor, failures = *failures, "vendor circuit opened");
                     *state = opened;
+                    self.changed(true);
                 }
             }
             (State::Closed { failures }, false, false) => *failures = 0,
@@ -79,10 +87,27 @@ impl CircuitBreaker {
         }
     }
 
+    /// Tells the observer the circuit opened (it was closed) or closed (it was not).
+    fn changed(&self, opened: bool) {
+        if let Some(observer) = observe::observer() {
+            observer.circuit_changed(self.vendor, opened);
+        }
+    }
+
     fn release_probe(&self) {
         let mut state = self.state();
         if let State::HalfOpen { probing: true } = *state {
             *state = State::HalfOpen { probing: false };
+        }
+    }
+}
+
+/// A store's client dropped with its circuit not closed (its config changed, say) no longer
+/// counts as an open circuit.
+impl Drop for CircuitBreaker {
+    fn drop(&mut self) {
+        if !matches!(*self.state(), State::Closed { .. }) {
+            self.changed(false);
         }
     }
 }
@@ -123,10 +148,13 @@ mod tests {
     use super::*;
 
     fn breaker() -> CircuitBreaker {
-        CircuitBreaker::new(BreakerSettings {
-            failure_threshold: 2,
-            open_for: Duration::from_secs(10),
-        })
+        CircuitBreaker::new(
+            Vendor::Treez,
+            BreakerSettings {
+                failure_threshold: 2,
+                open_for: Duration::from_secs(10),
+            },
+        )
     }
 
     #[tokio::test(start_paused = true)]

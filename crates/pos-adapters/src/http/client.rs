@@ -12,9 +12,11 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::breaker::CircuitBreaker;
 use super::errors::{bad_answer, error_for_status, retry_after};
+use super::observe::{self, Outcome, RetryReason};
 use super::redact::Redactor;
 use super::request::{Body, VendorRequest};
 use super::{Secret, Settings};
@@ -65,6 +67,8 @@ pub struct VendorAnswer {
 struct Failure {
     error: PosError,
     kind: FailureKind,
+    /// The vendor's status, when it answered.
+    status: Option<StatusCode>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -132,7 +136,7 @@ impl VendorHttp {
         Ok(Self {
             vendor,
             base_url,
-            breaker: CircuitBreaker::new(settings.breaker.clone()),
+            breaker: CircuitBreaker::new(vendor, settings.breaker.clone()),
             settings,
             client,
             limiter,
@@ -165,7 +169,12 @@ impl VendorHttp {
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().extend(path);
         }
-        VendorRequest::new(method, url)
+        let base = self
+            .base_url
+            .path_segments()
+            .map_or(0, |segments| segments.filter(|s| !s.is_empty()).count());
+        let route = super::request::route_template(&url, base);
+        VendorRequest::new(method, url).with_route(route)
     }
 
     /// Sends a request that changes nothing at the vendor (a GET, a search even when it is a
@@ -200,31 +209,45 @@ impl VendorHttp {
         }
         let redactor = self.redactor.with(&request.secrets);
         let attempts = self.settings.read_retries.saturating_add(1);
+        let operation = observe::current_operation();
+        let observer = observe::observer();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let admission = self
-                .breaker
-                .admit()
-                .map_err(|open_for| PosError::Unavailable {
+            let admission = self.breaker.admit().map_err(|open_for| {
+                if let Some(observer) = observer {
+                    observer.circuit_refused(self.vendor);
+                }
+                PosError::Unavailable {
                     vendor: self.vendor,
                     message: "circuit open".to_owned(),
                     retry_after: Some(open_for),
                     response: None,
-                })?;
+                }
+            })?;
             let limiter = match (&self.write_limiter, is_read) {
                 (Some(writes), false) => Some(writes),
                 _ => self.limiter.as_ref(),
             };
-            self.wait_for_rate_limit(limiter, deadline).await?;
+            let waiting = Instant::now();
+            let admitted = self.wait_for_rate_limit(limiter, deadline).await;
+            if let (Some(observer), Some(_)) = (observer, limiter) {
+                observer.rate_limit(self.vendor, waiting.elapsed(), admitted.is_ok());
+            }
+            admitted?;
+            let span = attempt_span(self.vendor, &request, operation, attempt);
+            let started = Instant::now();
             let outcome = tokio::time::timeout_at(deadline, self.attempt(&request, &redactor))
+                .instrument(span.clone())
                 .await
                 .unwrap_or_else(|_elapsed| {
                     Err(Failure {
                         error: self.timeout(),
                         kind: FailureKind::Transport,
+                        status: None,
                     })
                 });
+            let observed = self.observe(&span, &request, operation, attempt, started, &outcome);
             let failure = match outcome {
                 Ok(answer) => {
                     admission.settle(false);
@@ -258,6 +281,9 @@ impl VendorHttp {
                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 "retrying a vendor request"
             );
+            if let Some(observer) = observer {
+                observer.retry(self.vendor, operation, retry_reason(observed));
+            }
             tokio::time::sleep(wait).await;
         }
     }
@@ -299,6 +325,9 @@ impl VendorHttp {
         headers
             .entry(ACCEPT)
             .or_insert(HeaderValue::from_static("application/json"));
+        if let Some(observer) = observe::observer() {
+            observer.inject_context(&mut headers);
+        }
         let mut builder = self
             .client
             .request(request.method.clone(), request.url.clone());
@@ -339,6 +368,7 @@ impl VendorHttp {
                         Value::Null,
                     ),
                     kind: FailureKind::Final,
+                    status: Some(status),
                 });
             }
             let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -352,6 +382,7 @@ impl VendorHttp {
                         redactor.echo_bytes(&body),
                     ),
                     kind: FailureKind::Final,
+                    status: Some(status),
                 })?
             };
             return Ok(VendorAnswer {
@@ -376,7 +407,11 @@ impl VendorHttp {
             s if s.is_server_error() => FailureKind::ServerError(after),
             _ => FailureKind::Final,
         };
-        Err(Failure { error, kind })
+        Err(Failure {
+            error,
+            kind,
+            status: Some(status),
+        })
     }
 
     /// Reads at most `max_body_bytes` (plus one chunk): the bytes, and whether that was all.
@@ -410,6 +445,7 @@ impl VendorHttp {
             return Failure {
                 error: self.timeout(),
                 kind: FailureKind::Transport,
+                status: None,
             };
         }
         // reqwest's messages name the URL; ours name nothing a kiosk should not see.
@@ -432,7 +468,63 @@ impl VendorHttp {
                 response: None,
             },
             kind,
+            status: None,
         }
+    }
+
+    /// Ends an attempt's span with its status, writes its log line and tells the observer.
+    fn observe(
+        &self,
+        span: &tracing::Span,
+        request: &VendorRequest,
+        operation: &'static str,
+        attempt: u32,
+        started: Instant,
+        result: &Result<VendorAnswer, Failure>,
+    ) -> Outcome {
+        let elapsed = started.elapsed();
+        let outcome = match result {
+            Ok(answer) => Outcome::Status(answer.status),
+            Err(Failure {
+                status: Some(status),
+                ..
+            }) => Outcome::Status(*status),
+            Err(Failure {
+                error: PosError::Timeout { .. },
+                ..
+            }) => Outcome::Timeout,
+            Err(Failure {
+                kind: FailureKind::Connect,
+                ..
+            }) => Outcome::ConnectFailed,
+            Err(_) => Outcome::ConnectionLost,
+        };
+        span.record(
+            "otel.status_code",
+            if result.is_ok() { "OK" } else { "ERROR" },
+        );
+        let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        match outcome.status() {
+            Some(status) => {
+                span.record("status", i64::from(status.as_u16()));
+                tracing::info!(parent: span, status = status.as_u16(), outcome = outcome.class(), latency_ms, "vendor call");
+            }
+            None => {
+                tracing::info!(parent: span, outcome = outcome.class(), latency_ms, "vendor call");
+            }
+        }
+        if let Some(observer) = observe::observer() {
+            observer.attempt(&observe::Attempt {
+                vendor: self.vendor,
+                operation,
+                method: &request.method,
+                route: &request.route,
+                attempt,
+                outcome,
+                elapsed,
+            });
+        }
+        outcome
     }
 
     fn timeout(&self) -> PosError {
@@ -453,6 +545,37 @@ impl VendorHttp {
             .min(MAX_BACKOFF);
         let full_ms = u64::try_from(full.as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(rand::rng().random_range(full_ms / 2..=full_ms))
+    }
+}
+
+/// One attempt's span: what a trace shows of a vendor call (the route template, never the URL).
+fn attempt_span(
+    vendor: Vendor,
+    request: &VendorRequest,
+    operation: &'static str,
+    attempt: u32,
+) -> tracing::Span {
+    tracing::info_span!(
+        "vendor call",
+        otel.name = %format!("{} {}", request.method, request.route),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        vendor = %vendor,
+        operation,
+        method = %request.method,
+        route = %request.route,
+        attempt = i64::from(attempt),
+        status = tracing::field::Empty,
+    )
+}
+
+fn retry_reason(outcome: Outcome) -> RetryReason {
+    match outcome {
+        Outcome::Status(StatusCode::TOO_MANY_REQUESTS) => RetryReason::RateLimited,
+        Outcome::Status(_) => RetryReason::ServerError,
+        Outcome::Timeout => RetryReason::Timeout,
+        Outcome::ConnectFailed => RetryReason::ConnectFailed,
+        Outcome::ConnectionLost => RetryReason::ConnectionLost,
     }
 }
 

@@ -7,6 +7,7 @@ mod breaker;
 mod client;
 pub mod deadline;
 mod errors;
+pub mod observe;
 mod redact;
 mod request;
 mod secret;
@@ -21,6 +22,8 @@ pub use secret::Secret;
 pub use settings::{BreakerSettings, DEFAULT_TIMEOUT, Settings};
 pub use token::TokenCache;
 
+/// The headers a [`observe::VendorObserver`] may add to (the W3C trace context).
+pub use reqwest::header::{self, HeaderMap};
 /// Re-exported so vendor modules and their tests name methods and statuses without depending
 /// on `reqwest` themselves.
 pub use reqwest::{Method, StatusCode, Url};

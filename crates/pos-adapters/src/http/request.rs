@@ -23,6 +23,8 @@ pub struct VendorRequest {
     pub(crate) secrets: Vec<Secret>,
     pub(crate) accepted: Vec<StatusCode>,
     pub(crate) problem: Option<String>,
+    /// What spans and logs name the call by (see [`VendorRequest::route`]).
+    pub(crate) route: std::borrow::Cow<'static, str>,
 }
 
 #[derive(Clone)]
@@ -34,6 +36,7 @@ pub(crate) enum Body {
 
 impl VendorRequest {
     pub fn new(method: Method, url: Url) -> Self {
+        let route = route_template(&url, 0).into();
         Self {
             method,
             url,
@@ -42,7 +45,27 @@ impl VendorRequest {
             secrets: Vec::new(),
             accepted: Vec::new(),
             problem: None,
+            route,
         }
+    }
+
+    /// Names the call in spans and logs by `template` (`customer/{id}`), for a vendor module
+    /// that knows its routes. Without it the route is the URL's path with every segment past
+    /// the first below the store's base URL shown as `{}` (`/v1/customers/{}`): a path may
+    /// hold a customer's id, e-mail or name, and a template never does.
+    pub fn route(mut self, template: &'static str) -> Self {
+        self.route = template.into();
+        self
+    }
+
+    pub(crate) fn with_route(mut self, template: String) -> Self {
+        self.route = template.into();
+        self
+    }
+
+    /// The route spans and logs name the call by.
+    pub fn route_template(&self) -> &str {
+        &self.route
     }
 
     pub fn method(&self) -> &Method {
@@ -156,6 +179,19 @@ impl VendorRequest {
     fn fail(&mut self, problem: String) {
         self.problem.get_or_insert(problem);
     }
+}
+
+/// `url`'s path with its first `kept + 1` segments as they are and the others as `{}`.
+pub(crate) fn route_template(url: &Url, kept: usize) -> String {
+    let mut template = String::new();
+    for (i, segment) in url.path_segments().into_iter().flatten().enumerate() {
+        template.push('/');
+        template.push_str(if i <= kept { segment } else { "{}" });
+    }
+    if template.is_empty() {
+        template.push('/');
+    }
+    template
 }
 
 /// Method and path only: the query may hold a customer's email or phone, the headers keys.
