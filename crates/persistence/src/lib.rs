@@ -42,6 +42,7 @@ mod outbox;
 mod schema;
 mod settings;
 mod stores;
+mod sync;
 mod tls;
 
 pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
@@ -52,3 +53,4 @@ pub use mirror::{LocalPos, Mirror};
 pub use outbox::Outbox;
 pub use settings::Settings;
 pub use stores::{AdminError, CatalogSummary, RemovedStore, StoreSummary, Stores};
+pub use sync::{SyncLease, SyncLeases, SyncOutcome, SyncResult, SyncRun, SyncRuns};
