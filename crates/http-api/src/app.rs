@@ -87,11 +87,17 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-/// `/metrics`: every series of `registry`, in Prometheus' text format.
-async fn metrics(registry: Data<Registry>) -> Result<HttpResponse, ApiError> {
+/// `/metrics`: every series of `registry`, in Prometheus' text format, and each store's last
+/// sync, read from the database (see `sync::metric_families`).
+async fn metrics(
+    registry: Data<Registry>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut families = registry.gather();
+    families.extend(crate::sync::metric_families(&state.database).await);
     let mut text = Vec::new();
     TextEncoder::new()
-        .encode(&registry.gather(), &mut text)
+        .encode(&families, &mut text)
         .map_err(|e| ApiError::Internal(format!("cannot encode the metrics: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

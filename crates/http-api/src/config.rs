@@ -111,6 +111,9 @@ pub struct Config {
     pub catalog_burst: u32,
     /// Bulk requests in flight at once over all catalogs; more are 429 at once, never queued.
     pub max_bulks_in_flight: usize,
+    /// `serve` syncs every vendor store this often (one replica per store per interval);
+    /// `None` (the default): only `pos-gateway sync` does.
+    pub sync_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -127,6 +130,7 @@ impl Default for Config {
             catalog_rate: Some(DEFAULT_CATALOG_RATE),
             catalog_burst: DEFAULT_CATALOG_BURST,
             max_bulks_in_flight: DEFAULT_MAX_BULKS_IN_FLIGHT,
+            sync_interval: None,
         }
     }
 }
@@ -163,6 +167,7 @@ struct FileConfig {
     catalog_burst: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
     max_bulks_in_flight: Option<String>,
+    sync_interval: Option<String>,
 }
 
 /// A count may be written `5` or `"5"` in the file (the environment only has text).
@@ -208,7 +213,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 13] = [
+        let overrides: [(&str, &mut Option<String>); 14] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -225,6 +230,7 @@ impl Config {
                 "POS_GATEWAY_MAX_BULKS_IN_FLIGHT",
                 &mut values.max_bulks_in_flight,
             ),
+            ("POS_GATEWAY_SYNC_INTERVAL", &mut values.sync_interval),
         ];
         for (key, slot) in overrides {
             if let Some(value) = env(key).filter(|v| !v.is_empty()) {
@@ -285,6 +291,22 @@ impl Config {
         if let Some(bulks) = values.max_bulks_in_flight {
             config.max_bulks_in_flight =
                 positive::<usize>(&bulks, "POS_GATEWAY_MAX_BULKS_IN_FLIGHT")?;
+        }
+        if let Some(interval) = values.sync_interval {
+            config.sync_interval = match interval.trim() {
+                "" | "off" => None,
+                text => Some(
+                    humantime::parse_duration(text)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| ConfigError::Invalid {
+                            key: "POS_GATEWAY_SYNC_INTERVAL",
+                            message: format!(
+                                "'{interval}' is not a duration such as 1h or 15m (or off)"
+                            ),
+                        })?,
+                ),
+            };
         }
         config.credentials_key = values
             .credentials_key
@@ -528,5 +550,36 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn the_scheduled_sync_is_off_unless_given_an_interval() {
+        assert_eq!(
+            Config::from_sources(None, env(&[])).unwrap().sync_interval,
+            None
+        );
+        let hourly = Config::from_sources(None, env(&[("POS_GATEWAY_SYNC_INTERVAL", "1h")]));
+        assert_eq!(
+            hourly.unwrap().sync_interval,
+            Some(Duration::from_secs(3600))
+        );
+        let off = Config::from_sources(None, env(&[("POS_GATEWAY_SYNC_INTERVAL", "off")]));
+        assert_eq!(off.unwrap().sync_interval, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "sync_interval = \"15m\"\n").unwrap();
+        let file = Config::from_sources(Some(&path), env(&[])).unwrap();
+        assert_eq!(file.sync_interval, Some(Duration::from_secs(900)));
+        for bad in ["0s", "hourly", "-1h"] {
+            let error = Config::from_sources(None, move |key: &str| {
+                (key == "POS_GATEWAY_SYNC_INTERVAL").then(|| bad.to_owned())
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.starts_with("POS_GATEWAY_SYNC_INTERVAL: ") && error.contains(bad),
+                "{error}"
+            );
+        }
     }
 }
