@@ -470,11 +470,15 @@ pub trait PendingCreates: Send + Sync {
     /// The create is accounted for: forgets it. Settling an entry already gone is not an error.
     async fn settle(&self, id: PendingCreateId) -> Result<(), RepositoryError>;
 
-    /// Up to `limit` entries recorded more than `older_than` ago and not looked at in the last
-    /// `older_than` either, oldest first.
-    async fn orphans(
+    /// Claims up to `limit` entries recorded more than `older_than` ago, not looked at in the
+    /// last `older_than` either, and claimed by nobody (or by a claim that ran out), for
+    /// `lease`; oldest first. The claim is one atomic step: two instances sharing the database
+    /// never get the same entry while its claim holds, and the claim of an instance that died
+    /// runs out. Noting an attempt or postponing an entry gives its claim up.
+    async fn claim_orphans(
         &self,
         older_than: Duration,
+        lease: Duration,
         limit: u32,
     ) -> Result<Vec<PendingCreate>, RepositoryError>;
 

@@ -87,8 +87,14 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-/// `/metrics`: every series of `registry`, in Prometheus' text format.
-async fn metrics(registry: Data<Registry>) -> Result<HttpResponse, ApiError> {
+/// `/metrics`: every series of `registry`, in Prometheus' text format, and each store's last
+/// sync, read from the database (see `sync::metric_families`).
+async fn metrics(
+    registry: Data<Registry>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut families = registry.gather();
+    families.extend(crate::sync::metric_families(&state.database).await);
     let mut text = Vec::new();
     let mut families = registry.gather();
     if let Some(vendor) = &*crate::telemetry::VENDOR_METRICS {

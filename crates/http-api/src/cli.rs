@@ -53,13 +53,18 @@ pub enum Command {
     Catalog(CatalogCommand),
     /// Copy all of the store's POS customers into the mirror, with a progress bar, then mark
     /// deleted in the mirror those the POS no longer has. Resumes where an interrupted sync of
-    /// the same store stopped, unless `--restart`.
+    /// the same store stopped, unless `--restart`. One process at a time syncs a store: while
+    /// another does (a `serve` replica's scheduled sync included), this says so and fails.
+    /// `--status` prints every vendor store's cursor, last run, outcome and customers copied.
     Sync {
-        #[arg(long)]
-        catalog: String,
+        #[arg(long, required_unless_present = "status", conflicts_with = "status")]
+        catalog: Option<String>,
         /// Start from the first page even if an earlier sync was interrupted.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "status")]
         restart: bool,
+        /// Print where every vendor store's sync stands instead of syncing one.
+        #[arg(long)]
+        status: bool,
         #[arg(long)]
         json: bool,
     },
@@ -292,10 +297,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sync {
+            status: true, json, ..
+        } => {
+            let database = open(&config).await?;
+            crate::sync::status(&database, json).await
+        }
+        Command::Sync {
             catalog,
             restart,
             json,
+            ..
         } => {
+            let catalog = catalog.unwrap_or_default();
             let catalog = CatalogId::parse(&catalog)
                 .ok_or_else(|| anyhow::anyhow!("catalog id '{catalog}' is not valid"))?;
             let database = open(&config).await?;
@@ -410,7 +423,8 @@ fn built_vendors() -> String {
 }
 
 /// Serves until SIGINT/SIGTERM, recovering journaled vendor creates in the background meanwhile
-/// (from the start, without holding up the listener).
+/// (from the start, without holding up the listener), and syncing every vendor store every
+/// `sync_interval` when one is set.
 async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -423,8 +437,12 @@ async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result
         })
         .transpose()?;
     let service = state.service.clone();
+    let database = state.database.clone();
     let servers = crate::app::servers(state, listener, ops)?;
-    let recovery = crate::app::Recovery::spawn(service);
+    let recovery = crate::app::Recovery::spawn(service.clone());
+    let scheduled = config
+        .sync_interval
+        .map(|every| crate::schedule::ScheduledSync::spawn(every, service, database));
     match &config.ops_listen {
         Some(ops) => tracing::info!(
             address = %config.listen,
@@ -435,6 +453,9 @@ async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result
     }
     let served = servers.run().await;
     recovery.stop().await;
+    if let Some(scheduled) = scheduled {
+        scheduled.stop().await;
+    }
     served?;
     tracing::info!("stopped");
     Ok(())

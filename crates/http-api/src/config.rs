@@ -254,6 +254,9 @@ pub struct Config {
     /// This process's name in logs and traces (`POS_GATEWAY_REPLICA`); the host name and
     /// process id when unset.
     pub replica: Option<String>,
+    /// `serve` syncs every vendor store this often (one replica per store per interval);
+    /// `None` (the default): only `pos-gateway sync` does.
+    pub sync_interval: Option<Duration>,
 }
 
 /// Every field, the database URL without its password.
@@ -274,6 +277,7 @@ impl std::fmt::Debug for Config {
             max_bulks_in_flight,
             log_format,
             replica,
+            sync_interval,
         } = self;
         f.debug_struct("Config")
             .field("database_url", &persistence::redact_url(database_url))
@@ -290,6 +294,7 @@ impl std::fmt::Debug for Config {
             .field("max_bulks_in_flight", max_bulks_in_flight)
             .field("log_format", log_format)
             .field("replica", replica)
+            .field("sync_interval", sync_interval)
             .finish()
     }
 }
@@ -311,6 +316,7 @@ impl Default for Config {
             max_bulks_in_flight: DEFAULT_MAX_BULKS_IN_FLIGHT,
             log_format: LogFormat::Text,
             replica: None,
+            sync_interval: None,
         }
     }
 }
@@ -353,6 +359,7 @@ struct FileConfig {
     max_bulks_in_flight: Option<String>,
     log_format: Option<String>,
     replica: Option<String>,
+    sync_interval: Option<String>,
 }
 
 /// A count may be written `5` or `"5"` in the file (the environment only has text).
@@ -398,7 +405,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 18] = [
+        let overrides: [(&str, &mut Option<String>); 19] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -420,6 +427,7 @@ impl Config {
             ),
             ("POS_GATEWAY_LOG_FORMAT", &mut values.log_format),
             ("POS_GATEWAY_REPLICA", &mut values.replica),
+            ("POS_GATEWAY_SYNC_INTERVAL", &mut values.sync_interval),
         ];
         for (key, slot) in overrides {
             if let Some(value) = env(key).filter(|v| !v.is_empty()) {
@@ -497,6 +505,22 @@ impl Config {
             .replica
             .map(|name| name.trim().to_owned())
             .filter(|name| !name.is_empty());
+        if let Some(interval) = values.sync_interval {
+            config.sync_interval = match interval.trim() {
+                "" | "off" => None,
+                text => Some(
+                    humantime::parse_duration(text)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| ConfigError::Invalid {
+                            key: "POS_GATEWAY_SYNC_INTERVAL",
+                            message: format!(
+                                "'{interval}' is not a duration such as 1h or 15m (or off)"
+                            ),
+                        })?,
+                ),
+            };
+        }
         config.credentials_key = values
             .credentials_key
             .map(|text| {
@@ -1004,5 +1028,36 @@ mod tests {
     fn secrets_do_not_print() {
         let config = Config::from_sources(None, env(&[("POS_GATEWAY_JWT_SECRET", OLD)])).unwrap();
         assert!(!format!("{config:?}").contains(&OLD[..10]));
+    }
+
+    #[test]
+    fn the_scheduled_sync_is_off_unless_given_an_interval() {
+        assert_eq!(
+            Config::from_sources(None, env(&[])).unwrap().sync_interval,
+            None
+        );
+        let hourly = Config::from_sources(None, env(&[("POS_GATEWAY_SYNC_INTERVAL", "1h")]));
+        assert_eq!(
+            hourly.unwrap().sync_interval,
+            Some(Duration::from_secs(3600))
+        );
+        let off = Config::from_sources(None, env(&[("POS_GATEWAY_SYNC_INTERVAL", "off")]));
+        assert_eq!(off.unwrap().sync_interval, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "sync_interval = \"15m\"\n").unwrap();
+        let file = Config::from_sources(Some(&path), env(&[])).unwrap();
+        assert_eq!(file.sync_interval, Some(Duration::from_secs(900)));
+        for bad in ["0s", "hourly", "-1h"] {
+            let error = Config::from_sources(None, move |key: &str| {
+                (key == "POS_GATEWAY_SYNC_INTERVAL").then(|| bad.to_owned())
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.starts_with("POS_GATEWAY_SYNC_INTERVAL: ") && error.contains(bad),
+                "{error}"
+            );
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod limits;
 pub mod openapi;
 pub mod routes;
+pub mod schedule;
 pub mod secret_strength;
 pub mod state;
 pub mod sync;

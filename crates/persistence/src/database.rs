@@ -24,6 +24,7 @@ use crate::mirror::{LocalPos, Mirror};
 use crate::outbox::Outbox;
 use crate::settings::Settings;
 use crate::stores::Stores;
+use crate::sync::{SyncLeases, SyncRuns};
 use crate::tls::PgTarget;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -249,6 +250,16 @@ impl Database {
     /// The journal of vendor creates not yet accounted for in the mirror.
     pub fn outbox(&self) -> Outbox {
         Outbox::new(self.clone())
+    }
+
+    /// Who syncs which store now: a lease per store, shared by every process on the database.
+    pub fn sync_leases(&self) -> SyncLeases {
+        SyncLeases::new(self.clone())
+    }
+
+    /// Each store's last sync.
+    pub fn sync_runs(&self) -> SyncRuns {
+        SyncRuns::new(self.clone())
     }
 
     /// The built-in `local` POS of one store.

@@ -43,6 +43,7 @@ mod redact;
 mod schema;
 mod settings;
 mod stores;
+mod sync;
 mod tls;
 
 pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
@@ -54,3 +55,4 @@ pub use outbox::Outbox;
 pub use redact::redact_url;
 pub use settings::Settings;
 pub use stores::{AdminError, CatalogSummary, RemovedStore, StoreSummary, Stores};
+pub use sync::{SyncLease, SyncLeases, SyncOutcome, SyncResult, SyncRun, SyncRuns};

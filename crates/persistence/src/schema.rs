@@ -83,6 +83,27 @@ diesel::table! {
         created_at -> Timestamp,
         attempts -> Integer,
         attempted_at -> Nullable<Timestamp>,
+        claimed_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sync_leases (store_id) {
+        store_id -> BigInt,
+        owner -> Text,
+        until -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_runs (store_id) {
+        store_id -> BigInt,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+        copied -> BigInt,
+        removed -> BigInt,
+        error -> Nullable<Text>,
     }
 }
 

@@ -130,6 +130,9 @@ suite!(
     settings_keep_the_first_value,
     pending_creates_are_recorded_listed_and_settled,
     pending_create_looks_are_counted_once_and_spaced,
+    an_expired_recovery_claim_is_claimable_again,
+    sync_leases_are_held_by_one_owner_and_run_out,
+    sync_runs_keep_the_latest_start_and_outcome,
     a_removed_store_takes_what_was_kept_for_it;
     with_url:
     credentials_are_encrypted_at_rest,
@@ -139,6 +142,7 @@ suite!(
     rekey_reseals_every_store_under_the_new_key,
     rekey_is_all_or_nothing,
     stores_and_catalogs_are_listed_updated_and_removed,
+    pending_creates_are_claimed_by_one_replica_at_a_time,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1718,6 +1722,8 @@ fn new_customer(email: &str) -> NewCustomer {
 /// statements between a look and the next (a loaded machine took more than 20 ms).
 const AGED: Duration = Duration::from_millis(700);
 const YOUNG: Duration = Duration::from_millis(300);
+/// A claim that holds nothing: the entries are claimable again at once.
+const NO_LEASE: Duration = Duration::ZERO;
 
 fn emails(entries: &[PendingCreate]) -> Vec<String> {
     entries
@@ -1756,13 +1762,13 @@ async fn pending_creates_are_recorded_listed_and_settled(db: Database) {
     // Young entries are a request still at work: not orphans yet.
     assert!(
         outbox
-            .orphans(Duration::from_secs(3600), 10)
+            .claim_orphans(Duration::from_secs(3600), NO_LEASE, 10)
             .await
             .unwrap()
             .is_empty()
     );
     tokio::time::sleep(AGED).await;
-    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    let orphans = outbox.claim_orphans(YOUNG, NO_LEASE, 10).await.unwrap();
     assert_eq!(
         emails(&orphans),
         ["one@example.com", "two@example.com", "three@example.com"],
@@ -1779,7 +1785,7 @@ async fn pending_creates_are_recorded_listed_and_settled(db: Database) {
     assert!(one.recorded_at >= before - chrono::TimeDelta::seconds(1));
     assert!(one.recorded_at <= chrono::Utc::now());
     assert_eq!(
-        emails(&outbox.orphans(YOUNG, 2).await.unwrap()).len(),
+        emails(&outbox.claim_orphans(YOUNG, NO_LEASE, 2).await.unwrap()).len(),
         2,
         "limit"
     );
@@ -1787,12 +1793,18 @@ async fn pending_creates_are_recorded_listed_and_settled(db: Database) {
     outbox.settle(first).await.unwrap();
     outbox.settle(first).await.unwrap(); // already gone: fine
     assert_eq!(
-        emails(&outbox.orphans(YOUNG, 10).await.unwrap()),
+        emails(&outbox.claim_orphans(YOUNG, NO_LEASE, 10).await.unwrap()),
         ["two@example.com", "three@example.com"]
     );
     outbox.settle(second).await.unwrap();
     outbox.settle(third).await.unwrap();
-    assert!(outbox.orphans(Duration::ZERO, 10).await.unwrap().is_empty());
+    assert!(
+        outbox
+            .claim_orphans(Duration::ZERO, NO_LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The store registry finds stores by id too, for recovery.
     let stores = db.stores();
@@ -1818,7 +1830,7 @@ async fn pending_create_looks_are_counted_once_and_spaced(db: Database) {
         .await
         .unwrap();
     tokio::time::sleep(AGED).await;
-    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    let orphans = outbox.claim_orphans(YOUNG, NO_LEASE, 10).await.unwrap();
     assert_eq!(orphans.len(), 2);
     let entry = orphans.into_iter().find(|e| e.id == looked).unwrap();
 
@@ -1827,11 +1839,15 @@ async fn pending_create_looks_are_counted_once_and_spaced(db: Database) {
     outbox.note_attempt(&entry).await.unwrap();
     outbox.postpone(postponed).await.unwrap();
     assert!(
-        outbox.orphans(YOUNG, 10).await.unwrap().is_empty(),
+        outbox
+            .claim_orphans(YOUNG, NO_LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "just looked at: not again before `older_than`"
     );
     tokio::time::sleep(AGED).await;
-    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    let orphans = outbox.claim_orphans(YOUNG, NO_LEASE, 10).await.unwrap();
     assert_eq!(orphans.len(), 2);
     let again = orphans.iter().find(|e| e.id == looked).unwrap();
     assert_eq!(again.attempts, 1);
@@ -1840,8 +1856,226 @@ async fn pending_create_looks_are_counted_once_and_spaced(db: Database) {
 
     outbox.note_attempt(again).await.unwrap();
     tokio::time::sleep(AGED).await;
-    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    let orphans = outbox.claim_orphans(YOUNG, NO_LEASE, 10).await.unwrap();
     assert_eq!(orphans.iter().find(|e| e.id == looked).unwrap().attempts, 2);
+}
+
+/// Two replicas (a pool each on one database), each with two recovery tasks claiming three
+/// entries at a time until there are none: every entry is claimed once, by one of them.
+async fn pending_creates_are_claimed_by_one_replica_at_a_time(db: Database, url: String) {
+    let a = store(&db, "A").await;
+    let mut recorded = HashSet::new();
+    for n in 0..60 {
+        let email = format!("c{n}@example.com");
+        recorded.insert(db.outbox().record(a, &new_customer(&email)).await.unwrap());
+    }
+    let other_replica = Database::connect(&url).await.unwrap();
+    tokio::time::sleep(AGED).await;
+    let claimers = [
+        db.outbox(),
+        db.outbox(),
+        other_replica.outbox(),
+        other_replica.outbox(),
+    ];
+    let tasks = claimers.map(|outbox| {
+        tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            // Bounded: without claims, the same entries would come back for ever.
+            for _ in 0..40 {
+                let batch = outbox
+                    .claim_orphans(YOUNG, Duration::from_secs(60), 3)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                claimed.extend(batch.into_iter().map(|entry| entry.id));
+                tokio::task::yield_now().await;
+            }
+            claimed
+        })
+    });
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    let mut per_claimer = Vec::new();
+    for task in tasks {
+        let claimed = task.await.unwrap();
+        total += claimed.len();
+        per_claimer.push(claimed.len());
+        seen.extend(claimed);
+    }
+    assert_eq!(
+        total,
+        seen.len(),
+        "an entry was claimed twice: {per_claimer:?}"
+    );
+    assert_eq!(seen, recorded, "every entry claimed");
+    assert!(
+        db.outbox()
+            .claim_orphans(YOUNG, Duration::from_secs(60), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "all claimed for a minute"
+    );
+}
+
+/// A replica that claimed entries and died leaves them to the others once its claim ran out.
+async fn an_expired_recovery_claim_is_claimable_again(db: Database) {
+    let outbox = db.outbox();
+    let a = store(&db, "A").await;
+    let one = outbox
+        .record(a, &new_customer("one@example.com"))
+        .await
+        .unwrap();
+    let two = outbox
+        .record(a, &new_customer("two@example.com"))
+        .await
+        .unwrap();
+    tokio::time::sleep(AGED).await;
+    const LEASE: Duration = Duration::from_millis(400);
+    let claimed: Vec<_> = outbox
+        .claim_orphans(YOUNG, LEASE, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(claimed, [one, two], "oldest first");
+    assert!(
+        outbox
+            .claim_orphans(YOUNG, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "held while the claim lasts"
+    );
+    tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+    let again = outbox.claim_orphans(YOUNG, LEASE, 1).await.unwrap();
+    assert_eq!(
+        (again.len(), again[0].id, again[0].attempts),
+        (1, one, 0),
+        "the claim ran out: claimable again, nothing counted"
+    );
+    let rest = outbox.claim_orphans(YOUNG, LEASE, 10).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), [two]);
+}
+
+/// A store's sync lease: one owner at a time (the same owner may take it again), renewed only
+/// by its owner, anybody's once it ran out, given up by its owner only; two owners racing for
+/// a free lease, one gets it. Each store has its own.
+async fn sync_leases_are_held_by_one_owner_and_run_out(db: Database) {
+    let leases = db.sync_leases();
+    let (a, b) = (store(&db, "A").await, store(&db, "B").await);
+    const LEASE: Duration = Duration::from_millis(400);
+    assert!(leases.acquire(a, "one", LEASE).await.unwrap());
+    assert!(!leases.acquire(a, "two", LEASE).await.unwrap(), "held");
+    assert!(
+        leases.acquire(a, "one", LEASE).await.unwrap(),
+        "its owner's"
+    );
+    assert!(
+        leases.acquire(b, "two", LEASE).await.unwrap(),
+        "a lease per store"
+    );
+    let held = leases.held().await.unwrap();
+    assert_eq!(
+        held.iter()
+            .map(|l| (l.store, l.owner.as_str()))
+            .collect::<Vec<_>>(),
+        [(a, "one"), (b, "two")]
+    );
+    assert!(held[0].until > chrono::Utc::now());
+    assert!(
+        !leases.renew(a, "two", LEASE).await.unwrap(),
+        "not its owner"
+    );
+    assert!(
+        leases
+            .renew(a, "one", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+    assert!(!leases.acquire(a, "two", LEASE).await.unwrap(), "renewed");
+    // B's owner died: its lease ran out and is anybody's, and its old owner can't renew it.
+    assert_eq!(leases.held().await.unwrap().len(), 1);
+    assert!(leases.acquire(b, "three", LEASE).await.unwrap(), "ran out");
+    assert!(!leases.renew(b, "two", LEASE).await.unwrap(), "taken over");
+    leases.release(a, "two").await.unwrap();
+    assert!(
+        !leases.acquire(a, "two", LEASE).await.unwrap(),
+        "only its owner gives it up"
+    );
+    leases.release(a, "one").await.unwrap();
+    assert!(leases.acquire(a, "two", LEASE).await.unwrap(), "given up");
+
+    // Racing for a free lease, from two pools: one wins.
+    let c = store(&db, "C").await;
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let leases = db.sync_leases();
+            tokio::spawn(async move {
+                leases
+                    .acquire(c, &format!("racer {n}"), Duration::from_secs(60))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}
+
+/// A store's last run: its start (kept when the run fails to finish) and what the latest
+/// finished run did; one row per store, gone with the store.
+async fn sync_runs_keep_the_latest_start_and_outcome(db: Database) {
+    use persistence::{SyncOutcome, SyncResult};
+    let runs = db.sync_runs();
+    let (a, b) = (store(&db, "A").await, store(&db, "B").await);
+    assert_eq!(runs.of(a).await.unwrap(), None);
+    let first = runs.started(a).await.unwrap();
+    let run = runs.of(a).await.unwrap().unwrap();
+    assert_eq!(
+        (run.started_at, run.finished_at, run.result.clone()),
+        (first, None, None)
+    );
+    assert!(run.unfinished());
+    let ok = SyncResult {
+        outcome: SyncOutcome::Ok,
+        copied: 230,
+        removed: 2,
+        error: None,
+    };
+    runs.finished(a, &ok).await.unwrap();
+    let run = runs.of(a).await.unwrap().unwrap();
+    assert!(!run.unfinished());
+    assert_eq!(run.result.as_ref(), Some(&ok));
+    assert!(run.finished_at.unwrap() >= first);
+
+    // A second run starts: the first's outcome stays until it finishes.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = runs.started(a).await.unwrap();
+    let run = runs.of(a).await.unwrap().unwrap();
+    assert!(run.started_at == second && second > first && run.unfinished());
+    assert_eq!(run.result.as_ref(), Some(&ok));
+    let failed = SyncResult {
+        outcome: SyncOutcome::Failed,
+        copied: 100,
+        removed: 0,
+        error: Some("the POS refused the store's credentials".into()),
+    };
+    runs.finished(a, &failed).await.unwrap();
+    runs.started(b).await.unwrap();
+    let all = runs.all().await.unwrap();
+    assert_eq!(all.iter().map(|r| r.store).collect::<Vec<_>>(), [a, b]);
+    assert_eq!(all[0].result.as_ref(), Some(&failed));
+
+    db.stores().remove_store(b, true).await.unwrap();
+    assert_eq!(runs.all().await.unwrap().len(), 1, "gone with its store");
 }
 
 async fn pending_creates_go_with_their_store_and_unreadable_ones_are_reported(
@@ -1871,7 +2105,7 @@ async fn pending_creates_go_with_their_store_and_unreadable_ones_are_reported(
     )
     .await;
     tokio::time::sleep(AGED).await;
-    let orphans = outbox.orphans(YOUNG, 10).await.unwrap();
+    let orphans = outbox.claim_orphans(YOUNG, NO_LEASE, 10).await.unwrap();
     assert_eq!(
         orphans.iter().map(|e| e.id).collect::<Vec<_>>(),
         [kept, broken],
@@ -2203,7 +2437,7 @@ async fn a_removed_store_takes_what_was_kept_for_it(db: Database) {
     tokio::time::sleep(AGED).await;
     let journal: Vec<StoreId> = db
         .outbox()
-        .orphans(YOUNG, 10)
+        .claim_orphans(YOUNG, NO_LEASE, 10)
         .await
         .unwrap()
         .iter()

@@ -106,6 +106,10 @@ pub struct ServiceSettings {
     pub orphan_age: Duration,
     /// Definitive "not at the vendor" answers after which recovery gives an entry up.
     pub recovery_attempts: u32,
+    /// How long recovery holds its claim on one journaled create (a claim of several holds
+    /// that many times as long): more than looking for it takes (see
+    /// [`ServiceSettings::recovery_lease_for`]). Another instance takes it up after that.
+    pub recovery_lease: Duration,
 }
 
 /// Added to the orphan age for the database writes around a create and the clocks of several
@@ -120,8 +124,17 @@ impl ServiceSettings {
         let defaults = Self::default();
         Self {
             orphan_age: Self::orphan_age_for(pos_timeout, defaults.reconcile_after),
+            recovery_lease: Self::recovery_lease_for(pos_timeout),
             ..defaults
         }
+    }
+
+    /// The longest recovery can take over one journaled create, plus a margin: opening its
+    /// store's POS and looking for the customer there (a token and one search per key, each
+    /// at most `pos_timeout`: 4 x `pos_timeout`). 5 s with a 1 s POS timeout; 41 s with the
+    /// default 10 s.
+    pub fn recovery_lease_for(pos_timeout: Duration) -> Duration {
+        pos_timeout.saturating_mul(4).saturating_add(ORPHAN_MARGIN)
     }
 
     /// The longest a request can still be working on a create it journaled, plus a margin:
@@ -145,6 +158,7 @@ impl Default for ServiceSettings {
             reconcile_after,
             orphan_age: Self::orphan_age_for(DEFAULT_POS_TIMEOUT, reconcile_after),
             recovery_attempts: 3,
+            recovery_lease: Self::recovery_lease_for(DEFAULT_POS_TIMEOUT),
         }
     }
 }

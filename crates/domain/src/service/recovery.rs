@@ -19,6 +19,10 @@ enum EntryOutcome {
     Deferred,
 }
 
+/// Journaled creates claimed by one statement: a claim is held for as long as all of its
+/// entries can take, so a small one lets another instance take up a dead one's entries sooner.
+const CLAIM_BATCH: u32 = 10;
+
 /// The stores one recovery pass has opened (`None`: deleted), by id.
 type OpenedStores = HashMap<StoreId, Option<(Store, Arc<dyn CustomerDirectory>)>>;
 
@@ -31,23 +35,46 @@ impl CustomerService {
     /// `recovery_attempts` looks (the vendor never created it). Vendor unreachable: kept for
     /// a later pass. Nothing to look by, unreadable, or its store gone: dropped. Never creates
     /// anything at a vendor.
+    ///
+    /// Entries are claimed ten at a time, each claim held for as long as its
+    /// entries can take (`ServiceSettings::recovery_lease` apiece): instances sharing the
+    /// database never look for the same entry at once, and what a dead instance had claimed
+    /// is taken up by another once its claim runs out. Fails only when the first claim does.
     pub async fn recover_pending(&self, limit: u32) -> Result<RecoveryReport, CustomerError> {
-        let entries = self
-            .pending
-            .orphans(self.settings.orphan_age, limit)
-            .await?;
         let mut report = RecoveryReport::default();
         let mut opened = OpenedStores::new();
         let mut unreachable: HashSet<StoreId> = HashSet::new();
-        for entry in entries {
-            let outcome = self
-                .recover_one(&entry, &mut opened, &mut unreachable)
-                .await;
-            match outcome {
-                EntryOutcome::Mirrored => report.recovered += 1,
-                EntryOutcome::NotFound => report.not_found += 1,
-                EntryOutcome::Dropped => report.dropped += 1,
-                EntryOutcome::Deferred => report.deferred += 1,
+        let mut claimed: u32 = 0;
+        while claimed < limit {
+            let batch = (limit - claimed).min(CLAIM_BATCH);
+            let lease = self.settings.recovery_lease.saturating_mul(batch);
+            let entries = match self
+                .pending
+                .claim_orphans(self.settings.orphan_age, lease, batch)
+                .await
+            {
+                Ok(entries) => entries,
+                Err(e) if claimed == 0 => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovery: could not claim more journaled creates; the next pass will");
+                    break;
+                }
+            };
+            let got = u32::try_from(entries.len()).unwrap_or(batch);
+            claimed = claimed.saturating_add(got);
+            for entry in entries {
+                let outcome = self
+                    .recover_one(&entry, &mut opened, &mut unreachable)
+                    .await;
+                match outcome {
+                    EntryOutcome::Mirrored => report.recovered += 1,
+                    EntryOutcome::NotFound => report.not_found += 1,
+                    EntryOutcome::Dropped => report.dropped += 1,
+                    EntryOutcome::Deferred => report.deferred += 1,
+                }
+            }
+            if got < batch {
+                break;
             }
         }
         Ok(report)

@@ -5,25 +5,24 @@
 use chrono::{DateTime, Utc};
 
 use super::fields::ensure;
-use super::{CustomerService, Opened, Pos, SyncPage};
+use super::{CustomerService, Pos, SyncPage};
 use crate::error::{CustomerError, PosError};
-use crate::ports::{CatalogId, Operation};
+use crate::ports::{Operation, Store};
 use crate::query::{CustomerQuery, PageToken};
 use crate::sweep::SweepStep;
 
 impl CustomerService {
     /// Copies one page of the store's POS customers into the mirror, from `page` (the start
-    /// when `None`): the step of `pos-gateway sync`, which keeps `next` between steps so an
-    /// interrupted sync resumes where it stopped. The `local` POS is its own mirror: nothing
-    /// to copy.
+    /// when `None`): the step of `pos-gateway sync` (and of the scheduled sync), which keeps
+    /// `next` between steps so an interrupted sync resumes where it stopped. The `local` POS
+    /// is its own mirror: nothing to copy.
     pub async fn sync_page(
         &self,
-        catalog: &CatalogId,
+        store: &Store,
         page: Option<PageToken>,
         limit: u32,
     ) -> Result<SyncPage, CustomerError> {
-        let Opened { store, pos } = self.open(catalog).await?;
-        let directory = match pos {
+        let directory = match Pos::of(self.connections.directory_for(store)?) {
             Pos::Local(_) => {
                 return Ok(SyncPage {
                     copied: 0,
@@ -64,13 +63,12 @@ impl CustomerService {
     /// reach its last page would tombstone what it had not read yet: the caller must not.
     pub async fn sweep_unseen(
         &self,
-        catalog: &CatalogId,
+        store: &Store,
         pass_started: DateTime<Utc>,
         after: Option<PageToken>,
         limit: u32,
     ) -> Result<SweepStep, CustomerError> {
-        let Opened { store, pos } = self.open(catalog).await?;
-        let directory = match pos {
+        let directory = match Pos::of(self.connections.directory_for(store)?) {
             // The local POS's storage is the mirror: nothing there is ever gone unseen.
             Pos::Local(_) => return Ok(SweepStep::default()),
             Pos::Vendor(directory) => directory,
@@ -160,17 +158,19 @@ mod tests {
         }
     }
 
-    /// A service over store 7 (catalog `kiosk`) whose POS is `directory`.
+    /// Store 7, on Treez.
+    fn store() -> Store {
+        Store {
+            id: StoreId(7),
+            name: "Main St".into(),
+            vendor: Vendor::Treez,
+            config: serde_json::json!({}),
+        }
+    }
+
+    /// A service over store 7 whose POS is `directory`.
     fn service(mirror: MockCustomerMirror, directory: MockCustomerDirectory) -> CustomerService {
-        let mut stores = MockStoreRegistry::new();
-        stores.expect_store_for_catalog().returning(|_| {
-            Ok(Some(Store {
-                id: StoreId(7),
-                name: "Main St".into(),
-                vendor: Vendor::Treez,
-                config: serde_json::json!({}),
-            }))
-        });
+        let stores = MockStoreRegistry::new();
         let directory: Arc<dyn CustomerDirectory> = Arc::new(directory);
         let mut connections = MockPosConnections::new();
         connections
@@ -216,13 +216,9 @@ mod tests {
         mirror
     }
 
-    fn catalog() -> CatalogId {
-        CatalogId::parse("kiosk").unwrap()
-    }
-
     async fn sweep(service: &CustomerService) -> Result<SweepStep, CustomerError> {
         service
-            .sweep_unseen(&catalog(), started(), Some(PageToken("40".into())), 100)
+            .sweep_unseen(&store(), started(), Some(PageToken("40".into())), 100)
             .await
     }
 

@@ -161,6 +161,7 @@ impl Ports {
                 reconcile_after: Duration::from_millis(1),
                 orphan_age: ORPHAN_AGE,
                 recovery_attempts: 3,
+                recovery_lease: RECOVERY_LEASE,
             },
         )
     }
@@ -182,6 +183,7 @@ fn mirror_by_identity(ports: &mut Ports, customers: Vec<Customer>) {
 }
 
 const ORPHAN_AGE: Duration = Duration::from_secs(7);
+const RECOVERY_LEASE: Duration = Duration::from_secs(5);
 
 fn unavailable() -> PosError {
     PosError::Unavailable {
@@ -1463,14 +1465,16 @@ fn entry(id: i64, attempts: u32) -> PendingCreate {
     }
 }
 
-/// Recovery finds `entries` (and checks it asks for orphans older than the orphan age).
+/// Recovery claims `entries` (fewer than a batch of ten), and checks it asks for orphans
+/// older than the orphan age, ten at most, for ten entries' lease.
 fn orphans(ports: &mut Ports, entries: Vec<PendingCreate>) {
+    assert!(entries.len() < 10);
     ports
         .pending
-        .expect_orphans()
-        .with(eq(ORPHAN_AGE), eq(50))
+        .expect_claim_orphans()
+        .with(eq(ORPHAN_AGE), eq(RECOVERY_LEASE * 10), eq(10))
         .times(1)
-        .returning(move |_, _| Ok(entries.clone()));
+        .returning(move |_, _, _| Ok(entries.clone()));
 }
 
 fn report(recovered: usize, not_found: usize, dropped: usize, deferred: usize) -> RecoveryReport {
@@ -1719,13 +1723,78 @@ async fn recovery_drops_a_customer_the_pos_cannot_search_for() {
     assert_eq!(done, report(0, 0, 1, 0));
 }
 
+/// `n` entries that no longer read back (dropped at once, asking nobody), ids from `first`.
+fn unreadable(first: i64, n: i64) -> Vec<PendingCreate> {
+    (first..first + n)
+        .map(|id| PendingCreate {
+            customer: Err(RepositoryError::Corrupt(format!("entry {id}"))),
+            ..entry(id, 0)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn recovery_claims_ten_at_a_time_each_for_its_entries_lease() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    let mut sequence = mockall::Sequence::new();
+    // 25 at most: 10, 10, then the 5 left, each claim held for as many entries as it asks for.
+    for (first, batch) in [(1, 10u32), (11, 10), (21, 5)] {
+        ports
+            .pending
+            .expect_claim_orphans()
+            .with(eq(ORPHAN_AGE), eq(RECOVERY_LEASE * batch), eq(batch))
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(move |_, _, _| Ok(unreadable(first, i64::from(batch))));
+    }
+    ports
+        .pending
+        .expect_settle()
+        .times(25)
+        .returning(|_| Ok(()));
+    let done = ports.build().recover_pending(25).await.unwrap();
+    assert_eq!(done, report(0, 0, 25, 0));
+
+    // A claim that gets fewer than it asked for was the last of the journal: no more asked.
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
+    let mut sequence = mockall::Sequence::new();
+    for (first, got) in [(1, 10), (11, 3)] {
+        ports
+            .pending
+            .expect_claim_orphans()
+            .with(eq(ORPHAN_AGE), eq(RECOVERY_LEASE * 10), eq(10))
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(move |_, _, _| Ok(unreadable(first, got)));
+    }
+    ports
+        .pending
+        .expect_settle()
+        .times(13)
+        .returning(|_| Ok(()));
+    let done = ports.build().recover_pending(50).await.unwrap();
+    assert_eq!(done, report(0, 0, 13, 0));
+}
+
+#[test]
+fn a_recovery_claim_outlasts_looking_for_its_entry() {
+    assert_eq!(
+        ServiceSettings::recovery_lease_for(Duration::from_secs(1)),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        ServiceSettings::default().recovery_lease,
+        Duration::from_secs(41)
+    );
+}
+
 #[tokio::test]
 async fn recovery_fails_only_when_the_journal_cannot_be_read() {
     let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
     ports
         .pending
-        .expect_orphans()
-        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+        .expect_claim_orphans()
+        .returning(|_, _, _| Err(RepositoryError::Unavailable("down".into())));
     let error = ports.build().recover_pending(50).await.unwrap_err();
     assert_eq!(
         error,
