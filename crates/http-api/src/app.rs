@@ -94,12 +94,11 @@ async fn metrics(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let mut families = registry.gather();
-    families.extend(crate::sync::metric_families(&state.database).await);
-    let mut text = Vec::new();
-    let mut families = registry.gather();
     if let Some(vendor) = &*crate::telemetry::VENDOR_METRICS {
         families.extend(vendor.gather());
     }
+    families.extend(crate::sync::metric_families(&state.database).await);
+    let mut text = Vec::new();
     TextEncoder::new()
         .encode(&families, &mut text)
         .map_err(|e| ApiError::Internal(format!("cannot encode the metrics: {e}")))?;
