@@ -1,6 +1,7 @@
 //! Configuration: environment variables, optionally under a TOML file with the same keys
 //! (lower case, without the `POS_GATEWAY_` prefix). The environment wins.
 
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -111,6 +112,10 @@ pub struct Config {
     pub catalog_burst: u32,
     /// Bulk requests in flight at once over all catalogs; more are 429 at once, never queued.
     pub max_bulks_in_flight: usize,
+    /// How many replicas share the database (`POS_GATEWAY_REPLICAS`): only used while
+    /// PostgreSQL cannot answer the shared vendor budget, when each replica takes this share
+    /// of a store's vendor limit on its own.
+    pub replicas: NonZeroU32,
 }
 
 impl Default for Config {
@@ -127,6 +132,7 @@ impl Default for Config {
             catalog_rate: Some(DEFAULT_CATALOG_RATE),
             catalog_burst: DEFAULT_CATALOG_BURST,
             max_bulks_in_flight: DEFAULT_MAX_BULKS_IN_FLIGHT,
+            replicas: NonZeroU32::MIN,
         }
     }
 }
@@ -163,6 +169,8 @@ struct FileConfig {
     catalog_burst: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
     max_bulks_in_flight: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    replicas: Option<String>,
 }
 
 /// A count may be written `5` or `"5"` in the file (the environment only has text).
@@ -208,7 +216,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 13] = [
+        let overrides: [(&str, &mut Option<String>); 14] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -225,6 +233,7 @@ impl Config {
                 "POS_GATEWAY_MAX_BULKS_IN_FLIGHT",
                 &mut values.max_bulks_in_flight,
             ),
+            ("POS_GATEWAY_REPLICAS", &mut values.replicas),
         ];
         for (key, slot) in overrides {
             if let Some(value) = env(key).filter(|v| !v.is_empty()) {
@@ -285,6 +294,11 @@ impl Config {
         if let Some(bulks) = values.max_bulks_in_flight {
             config.max_bulks_in_flight =
                 positive::<usize>(&bulks, "POS_GATEWAY_MAX_BULKS_IN_FLIGHT")?;
+        }
+        if let Some(replicas) = values.replicas {
+            config.replicas = positive::<u32>(&replicas, "POS_GATEWAY_REPLICAS")?
+                .try_into()
+                .unwrap_or(NonZeroU32::MIN);
         }
         config.credentials_key = values
             .credentials_key
@@ -429,12 +443,15 @@ mod tests {
                 ("POS_GATEWAY_OPS_LISTEN", "0.0.0.0:9200"),
                 ("POS_GATEWAY_CATALOG_RATE", "off"),
                 ("POS_GATEWAY_MAX_BULKS_IN_FLIGHT", "64"),
+                ("POS_GATEWAY_REPLICAS", "3"),
             ]),
         )
         .unwrap();
         assert_eq!(environment.ops_listen.as_deref(), Some("0.0.0.0:9200"));
         assert_eq!(environment.catalog_rate, None);
         assert_eq!(environment.max_bulks_in_flight, 64);
+        assert_eq!(environment.replicas.get(), 3);
+        assert_eq!(file.replicas.get(), 1, "one unless told");
 
         for (key, value) in [
             ("POS_GATEWAY_BODY_TIMEOUT", "0s"),
@@ -444,6 +461,7 @@ mod tests {
             ("POS_GATEWAY_CATALOG_RATE", "5/fortnight"),
             ("POS_GATEWAY_CATALOG_BURST", "0"),
             ("POS_GATEWAY_MAX_BULKS_IN_FLIGHT", "-1"),
+            ("POS_GATEWAY_REPLICAS", "0"),
         ] {
             let pairs: &'static [(&'static str, &'static str)] =
                 Box::leak(vec![(key, value)].into_boxed_slice());

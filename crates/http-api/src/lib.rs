@@ -14,6 +14,7 @@ pub mod error;
 pub mod limits;
 pub mod openapi;
 pub mod routes;
+pub mod shared_state;
 pub mod state;
 pub mod sync;
 

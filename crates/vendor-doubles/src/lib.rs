@@ -120,6 +120,8 @@ pub struct Call {
     /// The path and query, as sent.
     pub path: String,
     pub body: String,
+    /// When it arrived, for tests of a vendor's rate limit.
+    pub at: std::time::Instant,
 }
 
 /// A customer to seed, in no vendor's shape: each double writes it as its vendor would hold
@@ -293,6 +295,7 @@ impl Shared {
             method: request.method().to_string(),
             path: request.uri().to_string(),
             body: String::from_utf8_lossy(body).into_owned(),
+            at: std::time::Instant::now(),
         });
         let latency = *lock(&self.latency);
         if !latency.is_zero() {

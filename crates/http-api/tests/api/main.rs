@@ -13,6 +13,7 @@ mod errors;
 mod isolation;
 mod limits;
 mod recovery;
+mod replicas;
 mod surface;
 mod sync;
 mod vendor_specs;
