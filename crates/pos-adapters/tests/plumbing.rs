@@ -849,3 +849,111 @@ async fn a_failed_refresh_keeps_a_valid_token_and_is_shared_by_waiters() {
     tokio::time::advance(Duration::from_secs(10)).await;
     assert!(matches!(cache.token().await, Err(PosError::Timeout { .. })));
 }
+
+/// A token store holding one token in memory, as another replica would have stored it; or
+/// none that answers.
+struct OneToken {
+    stored: std::sync::Mutex<Option<Secret>>,
+    answers: bool,
+    invalidated: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for OneToken {
+    async fn token(
+        &self,
+        key: &TokenKey,
+        _: Duration,
+        fetch: TokenFetch<'_>,
+    ) -> Result<FreshToken, TokenStoreError> {
+        assert_eq!(key.key, "42/test-token");
+        if !self.answers {
+            return Err(TokenStoreError::Unavailable(SharedStateError(
+                "down".into(),
+            )));
+        }
+        let stored = self.stored.lock().unwrap().clone();
+        if let Some(token) = stored {
+            return Ok(FreshToken {
+                token,
+                refresh_in: Duration::from_secs(50),
+                expires_in: Duration::from_secs(60),
+            });
+        }
+        let fresh = fetch.await.map_err(TokenStoreError::Vendor)?;
+        *self.stored.lock().unwrap() = Some(fresh.token.clone());
+        Ok(fresh)
+    }
+
+    async fn invalidate(&self, _: &TokenKey, refused: &Secret) -> Result<(), SharedStateError> {
+        self.invalidated.fetch_add(1, Ordering::SeqCst);
+        let mut stored = self.stored.lock().unwrap();
+        if stored.as_ref() == Some(refused) {
+            *stored = None;
+        }
+        Ok(())
+    }
+}
+
+fn shared_tokens(store: Arc<OneToken>) -> Settings {
+    Settings {
+        shared: Some(Shared {
+            scope: "42".into(),
+            budget: Arc::new(ScriptedBudget {
+                takes: Default::default(),
+                answer: Ok(None),
+            }),
+            tokens: store,
+            replicas: std::num::NonZeroU32::MIN,
+        }),
+        ..settings()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_token_is_used_without_a_fetch_and_a_refusal_reaches_the_store() {
+    let store = Arc::new(OneToken {
+        stored: std::sync::Mutex::new(Some(Secret::new("from-another-replica"))),
+        answers: true,
+        invalidated: AtomicUsize::new(0),
+    });
+    let (fetches, cache) = counting_cache(Duration::from_secs(3600));
+    let cache = cache.shared_through(
+        &shared_tokens(store.clone()),
+        "test-token",
+        Secret::new("c"),
+    );
+    let token = cache.token().await.unwrap();
+    assert_eq!(token, Secret::new("from-another-replica"));
+    assert_eq!(fetches.load(Ordering::SeqCst), 0);
+    // Kept here until it is due: the store is not asked per call.
+    tokio::time::advance(Duration::from_secs(40)).await;
+    assert_eq!(cache.token().await.unwrap(), token);
+
+    cache.invalidate(&token).await;
+    assert_eq!(store.invalidated.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.token().await.unwrap(), Secret::new("t1"));
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "fetched once, for everyone"
+    );
+    assert_eq!(
+        store.stored.lock().unwrap().clone(),
+        Some(Secret::new("t1"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_an_answer_from_the_token_store_a_replica_fetches_its_own() {
+    let store = Arc::new(OneToken {
+        stored: std::sync::Mutex::new(None),
+        answers: false,
+        invalidated: AtomicUsize::new(0),
+    });
+    let (fetches, cache) = counting_cache(Duration::from_secs(3600));
+    let cache = cache.shared_through(&shared_tokens(store), "test-token", Secret::new("c"));
+    assert_eq!(cache.token().await.unwrap(), Secret::new("t1"));
+    assert_eq!(cache.token().await.unwrap(), Secret::new("t1"));
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
