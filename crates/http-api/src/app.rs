@@ -240,10 +240,13 @@ pub fn service(config: &Config, database: &Database) -> CustomerService {
         Arc::new(database.mirror()),
         Arc::new(database.idempotency()),
         Arc::new(database.outbox()),
-        Arc::new(Connections::new(
-            database.clone(),
-            pos_adapters::Settings::with_timeout(config.pos_timeout),
-        )),
+        Arc::new(
+            Connections::new(
+                database.clone(),
+                pos_adapters::Settings::with_timeout(config.pos_timeout),
+            )
+            .among_replicas(config.replicas),
+        ),
         Arc::new(database.create_locks()),
         ServiceSettings::for_pos_timeout(config.pos_timeout),
     )

@@ -1,6 +1,7 @@
 //! Configuration: environment variables, optionally under a TOML file with the same keys
 //! (lower case, without the `POS_GATEWAY_` prefix). The environment wins.
 
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -257,6 +258,10 @@ pub struct Config {
     /// `serve` syncs every vendor store this often (one replica per store per interval);
     /// `None` (the default): only `pos-gateway sync` does.
     pub sync_interval: Option<Duration>,
+    /// How many replicas share the database (`POS_GATEWAY_REPLICAS`): only used while
+    /// PostgreSQL cannot answer the shared vendor budget, when each replica takes this share
+    /// of a store's vendor limit on its own.
+    pub replicas: NonZeroU32,
 }
 
 /// Every field, the database URL without its password.
@@ -278,6 +283,7 @@ impl std::fmt::Debug for Config {
             log_format,
             replica,
             sync_interval,
+            replicas,
         } = self;
         f.debug_struct("Config")
             .field("database_url", &persistence::redact_url(database_url))
@@ -295,6 +301,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", log_format)
             .field("replica", replica)
             .field("sync_interval", sync_interval)
+            .field("replicas", replicas)
             .finish()
     }
 }
@@ -317,6 +324,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             replica: None,
             sync_interval: None,
+            replicas: NonZeroU32::MIN,
         }
     }
 }
@@ -360,6 +368,8 @@ struct FileConfig {
     log_format: Option<String>,
     replica: Option<String>,
     sync_interval: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    replicas: Option<String>,
 }
 
 /// A count may be written `5` or `"5"` in the file (the environment only has text).
@@ -405,7 +415,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 19] = [
+        let overrides: [(&str, &mut Option<String>); 20] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -428,6 +438,7 @@ impl Config {
             ("POS_GATEWAY_LOG_FORMAT", &mut values.log_format),
             ("POS_GATEWAY_REPLICA", &mut values.replica),
             ("POS_GATEWAY_SYNC_INTERVAL", &mut values.sync_interval),
+            ("POS_GATEWAY_REPLICAS", &mut values.replicas),
         ];
         for (key, slot) in overrides {
             if let Some(value) = env(key).filter(|v| !v.is_empty()) {
@@ -520,6 +531,11 @@ impl Config {
                         })?,
                 ),
             };
+        }
+        if let Some(replicas) = values.replicas {
+            config.replicas = positive::<u32>(&replicas, "POS_GATEWAY_REPLICAS")?
+                .try_into()
+                .unwrap_or(NonZeroU32::MIN);
         }
         config.credentials_key = values
             .credentials_key
@@ -744,12 +760,15 @@ mod tests {
                 ("POS_GATEWAY_OPS_LISTEN", "0.0.0.0:9200"),
                 ("POS_GATEWAY_CATALOG_RATE", "off"),
                 ("POS_GATEWAY_MAX_BULKS_IN_FLIGHT", "64"),
+                ("POS_GATEWAY_REPLICAS", "3"),
             ]),
         )
         .unwrap();
         assert_eq!(environment.ops_listen.as_deref(), Some("0.0.0.0:9200"));
         assert_eq!(environment.catalog_rate, None);
         assert_eq!(environment.max_bulks_in_flight, 64);
+        assert_eq!(environment.replicas.get(), 3);
+        assert_eq!(file.replicas.get(), 1, "one unless told");
 
         for (key, value) in [
             ("POS_GATEWAY_BODY_TIMEOUT", "0s"),
@@ -759,6 +778,7 @@ mod tests {
             ("POS_GATEWAY_CATALOG_RATE", "5/fortnight"),
             ("POS_GATEWAY_CATALOG_BURST", "0"),
             ("POS_GATEWAY_MAX_BULKS_IN_FLIGHT", "-1"),
+            ("POS_GATEWAY_REPLICAS", "0"),
         ] {
             let pairs: &'static [(&'static str, &'static str)] =
                 Box::leak(vec![(key, value)].into_boxed_slice());

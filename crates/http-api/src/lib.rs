@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod routes;
 pub mod schedule;
 pub mod secret_strength;
+pub mod shared_state;
 pub mod state;
 pub mod sync;
 pub mod telemetry;

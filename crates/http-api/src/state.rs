@@ -1,6 +1,7 @@
 //! What every handler shares, and how a store's POS port is opened.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use persistence::Database;
 
 use crate::auth::TokenVerifier;
 use crate::limits::Limits;
+use crate::shared_state::SharedVendorState;
 
 pub struct AppState {
     pub service: Arc<CustomerService>,
@@ -29,9 +31,13 @@ pub struct AppState {
 /// A vendor's adapter is opened once per store and kept, since it holds what must outlive a
 /// request: the store's connection pool, token, rate limiter and circuit breaker. It is opened
 /// again when the store's vendor or config changes.
+///
+/// On PostgreSQL, the store's rate budget and token are shared with every replica on the
+/// database ([`SharedVendorState`]); the breaker stays per replica (docs/deployment.md).
 pub struct Connections {
     database: Database,
     settings: pos_adapters::Settings,
+    shared: Option<SharedVendorState>,
     open: Mutex<HashMap<StoreId, Opened>>,
 }
 
@@ -45,9 +51,19 @@ impl Connections {
     /// `settings` are the deployment's (`POS_GATEWAY_POS_TIMEOUT`), for every vendor store.
     pub fn new(database: Database, settings: pos_adapters::Settings) -> Self {
         Self {
+            shared: SharedVendorState::for_database(&database, NonZeroU32::MIN),
             database,
             settings,
             open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `replicas` gateways share the database: while PostgreSQL cannot answer the shared
+    /// budget, each takes that share of a store's vendor limit on its own.
+    pub fn among_replicas(self, replicas: NonZeroU32) -> Self {
+        Self {
+            shared: SharedVendorState::for_database(&self.database, replicas),
+            ..self
         }
     }
 }
@@ -64,7 +80,12 @@ impl PosConnections for Connections {
         {
             return Ok(opened.directory.clone());
         }
-        let directory = pos_adapters::connect_with(store, &self.settings).map_err(|e| {
+        let settings = self.settings.clone().with_shared(
+            self.shared
+                .as_ref()
+                .map(|shared| shared.for_store(store.id.to_string())),
+        );
+        let directory = pos_adapters::connect_with(store, &settings).map_err(|e| {
             tracing::warn!(store = %store.id, error = %e, "store has no usable POS");
             match e {
                 // The contract's 405: this build's gateway has no such POS.

@@ -89,15 +89,24 @@ impl CredentialsKey {
         name: &str,
     ) -> Result<String, CredentialsError> {
         let plaintext = Zeroizing::new(config.to_string().into_bytes());
-        let aad = associated_data(vendor, name);
+        self.seal_bytes(&plaintext, &associated_data(vendor, name))
+    }
+
+    /// Encrypts `plaintext` bound to `context` (the associated data: what it belongs to), in
+    /// the same form as a store config. For other secrets than configs (vendor tokens).
+    pub(crate) fn seal_bytes(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<String, CredentialsError> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ciphertext = self
             .cipher
             .encrypt(
                 &nonce,
                 Payload {
-                    msg: &plaintext,
-                    aad: &aad,
+                    msg: plaintext,
+                    aad,
                 },
             )
             .map_err(|_| CredentialsError::Seal)?;
@@ -114,6 +123,17 @@ impl CredentialsKey {
         vendor: Vendor,
         name: &str,
     ) -> Result<serde_json::Value, CredentialsError> {
+        let plaintext = self.open_bytes(sealed, &associated_data(vendor, name))?;
+        // Authenticated, so this is our own JSON; a failure means a bug, not an attacker.
+        serde_json::from_slice(&plaintext).map_err(|_| CredentialsError::Format)
+    }
+
+    /// Decrypts what [`seal_bytes`](Self::seal_bytes) made with the same `aad`.
+    pub(crate) fn open_bytes(
+        &self,
+        sealed: &str,
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CredentialsError> {
         let encoded = sealed
             .strip_prefix(SEALED_V1)
             .ok_or(CredentialsError::Format)?;
@@ -123,20 +143,16 @@ impl CredentialsKey {
         let (nonce, ciphertext) = bytes
             .split_first_chunk::<NONCE_LEN>()
             .ok_or(CredentialsError::Format)?;
-        let aad = associated_data(vendor, name);
-        let plaintext = self
-            .cipher
+        self.cipher
             .decrypt(
                 &XNonce::from(*nonce),
                 Payload {
                     msg: ciphertext,
-                    aad: &aad,
+                    aad,
                 },
             )
             .map(Zeroizing::new)
-            .map_err(|_| CredentialsError::Open)?;
-        // Authenticated, so this is our own JSON; a failure means a bug, not an attacker.
-        serde_json::from_slice(&plaintext).map_err(|_| CredentialsError::Format)
+            .map_err(|_| CredentialsError::Open)
     }
 }
 

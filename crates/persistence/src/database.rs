@@ -26,6 +26,7 @@ use crate::settings::Settings;
 use crate::stores::Stores;
 use crate::sync::{SyncLeases, SyncRuns};
 use crate::tls::PgTarget;
+use crate::vendor_state::{VendorBudgets, VendorTokens};
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -269,6 +270,24 @@ impl Database {
 
     pub fn settings(&self) -> Settings {
         Settings::new(self.clone())
+    }
+
+    /// Request budgets per store shared by every replica: PostgreSQL only (`None` on SQLite,
+    /// one process, where each store's budget stays in memory).
+    pub fn vendor_budgets(&self) -> Option<VendorBudgets> {
+        match self.relaxed() {
+            Pool::Postgres(pool) => Some(VendorBudgets::new(pool)),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// Vendor tokens per store shared by every replica, sealed with the credentials key:
+    /// PostgreSQL only.
+    pub fn vendor_tokens(&self) -> Option<VendorTokens> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(VendorTokens::new(pool.clone(), self.credentials.clone())),
+            Pool::Sqlite(_) => None,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! pos-gateway's storage: Diesel + diesel-async repositories implementing the domain's ports
 //! (store registry, customer mirror, idempotency records, the outbox of pending vendor creates),
-//! the built-in `local` POS, and a small settings table. Vendor credentials in store configs are encrypted at rest (see
+//! the built-in `local` POS, a small settings table, and (PostgreSQL only) the vendor budgets and
+//! tokens every replica shares. Vendor credentials in store configs are encrypted at rest (see
 //! [`CredentialsKey`]). PostgreSQL serves deployments; SQLite is the embedded default. Migrations for
 //! both are embedded in the binary.
 //!
@@ -45,6 +46,7 @@ mod settings;
 mod stores;
 mod sync;
 mod tls;
+mod vendor_state;
 
 pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
 pub use database::{Backend, Database, PersistenceError};
@@ -56,3 +58,4 @@ pub use redact::redact_url;
 pub use settings::Settings;
 pub use stores::{AdminError, CatalogSummary, RemovedStore, StoreSummary, Stores};
 pub use sync::{SyncLease, SyncLeases, SyncOutcome, SyncResult, SyncRun, SyncRuns};
+pub use vendor_state::{StoredToken, VendorBudgets, VendorTokens};

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use domain::{PosError, Vendor};
 use pos_adapters::http::{
-    BreakerSettings, MAX_ECHOED_BODY_BYTES, Method, Secret, Settings, StatusCode, TokenCache,
-    VendorHttp,
+    BreakerSettings, FreshToken, MAX_ECHOED_BODY_BYTES, Method, RateBudget, RateQuota, Secret,
+    Settings, Shared, SharedStateError, StatusCode, TokenCache, TokenFetch, TokenKey, TokenStore,
+    TokenStoreError, VendorHttp,
 };
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -36,6 +37,7 @@ fn settings() -> Settings {
             failure_threshold: 100,
             open_for: Duration::from_secs(30),
         },
+        shared: None,
     }
 }
 
@@ -554,6 +556,146 @@ async fn a_vendor_counting_per_second_gets_a_small_burst_and_writes_a_budget_of_
     );
 }
 
+/// A shared budget that records its takes and answers `answer` to each.
+struct ScriptedBudget {
+    takes: std::sync::Mutex<Vec<(String, RateQuota)>>,
+    answer: Result<Option<Duration>, SharedStateError>,
+}
+
+#[async_trait::async_trait]
+impl RateBudget for ScriptedBudget {
+    async fn take(
+        &self,
+        key: &str,
+        quota: RateQuota,
+    ) -> Result<Option<Duration>, SharedStateError> {
+        self.takes.lock().unwrap().push((key.to_owned(), quota));
+        self.answer.clone()
+    }
+}
+
+/// A token store that never answers: only its budget is used here.
+struct NoTokens;
+
+#[async_trait::async_trait]
+impl TokenStore for NoTokens {
+    async fn token(
+        &self,
+        _: &TokenKey,
+        _: Duration,
+        _: TokenFetch<'_>,
+    ) -> Result<FreshToken, TokenStoreError> {
+        Err(TokenStoreError::Unavailable(SharedStateError(
+            "none".into(),
+        )))
+    }
+    async fn invalidate(&self, _: &TokenKey, _: &Secret) -> Result<(), SharedStateError> {
+        Ok(())
+    }
+}
+
+fn sharing(budget: Arc<ScriptedBudget>, replicas: u32) -> Option<Shared> {
+    Some(Shared {
+        scope: "42".into(),
+        budget,
+        tokens: Arc::new(NoTokens),
+        replicas: std::num::NonZeroU32::new(replicas).unwrap(),
+    })
+}
+
+#[tokio::test]
+async fn every_call_takes_from_the_shared_budget_which_may_refuse_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ok(json!({})))
+        .mount(&server)
+        .await;
+    let open = Arc::new(ScriptedBudget {
+        takes: Default::default(),
+        answer: Ok(None),
+    });
+    let http = self::http(
+        &server,
+        Settings {
+            rate_limit_per_minute: Some(60),
+            rate_limit_burst: Some(2),
+            write_rate_limit_per_minute: Some(600),
+            shared: sharing(open.clone(), 3),
+            ..settings()
+        },
+    );
+    // Ten calls where the local limiter would let two go: the shared budget decides.
+    for _ in 0..10 {
+        http.read(http.request(Method::GET, ["Customers"]))
+            .await
+            .unwrap();
+    }
+    let _ = http.write(http.request(Method::GET, ["Customers"])).await;
+    let takes = open.takes.lock().unwrap().clone();
+    assert_eq!(takes.len(), 11);
+    assert_eq!(takes[0].0, "42/requests");
+    assert_eq!(takes[0].1.burst.get(), 2);
+    assert_eq!(takes[10].0, "42/writes");
+
+    // Spent for the next 10 s: a 2 s call cannot wait, and says when to come back.
+    let spent = Arc::new(ScriptedBudget {
+        takes: Default::default(),
+        answer: Ok(Some(Duration::from_secs(10))),
+    });
+    let http = self::http(
+        &server,
+        Settings {
+            rate_limit_per_minute: Some(60),
+            shared: sharing(spent, 3),
+            ..settings()
+        },
+    );
+    let seen = requests_seen(&server).await;
+    match http.read(http.request(Method::GET, ["Customers"])).await {
+        Err(PosError::Unavailable { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(10)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(requests_seen(&server).await, seen, "nothing sent");
+}
+
+#[tokio::test]
+async fn without_an_answer_from_the_shared_budget_a_replica_takes_its_share_locally() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ok(json!({})))
+        .mount(&server)
+        .await;
+    let down = Arc::new(ScriptedBudget {
+        takes: Default::default(),
+        answer: Err(SharedStateError("connection refused".into())),
+    });
+    // 60 a minute with 6 at once over 3 replicas: this one may send 2 at once, then one each
+    // 3 s, which a 1 s call cannot wait for.
+    let http = Arc::new(self::http(
+        &server,
+        Settings {
+            timeout: Duration::from_secs(1),
+            rate_limit_per_minute: Some(60),
+            rate_limit_burst: Some(6),
+            shared: sharing(down, 3),
+            ..settings()
+        },
+    ));
+    let mut refused = 0;
+    for _ in 0..5 {
+        match http.read(http.request(Method::GET, ["Customers"])).await {
+            Ok(_) => {}
+            Err(PosError::Unavailable { message, .. }) if message.contains("rate limit") => {
+                refused += 1;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((requests_seen(&server).await, refused), (2, 3));
+}
+
 #[test]
 fn https_or_loopback_http_are_the_urls_credentials_go_to() {
     for good in [
@@ -706,4 +848,112 @@ async fn a_failed_refresh_keeps_a_valid_token_and_is_shared_by_waiters() {
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
     tokio::time::advance(Duration::from_secs(10)).await;
     assert!(matches!(cache.token().await, Err(PosError::Timeout { .. })));
+}
+
+/// A token store holding one token in memory, as another replica would have stored it; or
+/// none that answers.
+struct OneToken {
+    stored: std::sync::Mutex<Option<Secret>>,
+    answers: bool,
+    invalidated: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for OneToken {
+    async fn token(
+        &self,
+        key: &TokenKey,
+        _: Duration,
+        fetch: TokenFetch<'_>,
+    ) -> Result<FreshToken, TokenStoreError> {
+        assert_eq!(key.key, "42/test-token");
+        if !self.answers {
+            return Err(TokenStoreError::Unavailable(SharedStateError(
+                "down".into(),
+            )));
+        }
+        let stored = self.stored.lock().unwrap().clone();
+        if let Some(token) = stored {
+            return Ok(FreshToken {
+                token,
+                refresh_in: Duration::from_secs(50),
+                expires_in: Duration::from_secs(60),
+            });
+        }
+        let fresh = fetch.await.map_err(TokenStoreError::Vendor)?;
+        *self.stored.lock().unwrap() = Some(fresh.token.clone());
+        Ok(fresh)
+    }
+
+    async fn invalidate(&self, _: &TokenKey, refused: &Secret) -> Result<(), SharedStateError> {
+        self.invalidated.fetch_add(1, Ordering::SeqCst);
+        let mut stored = self.stored.lock().unwrap();
+        if stored.as_ref() == Some(refused) {
+            *stored = None;
+        }
+        Ok(())
+    }
+}
+
+fn shared_tokens(store: Arc<OneToken>) -> Settings {
+    Settings {
+        shared: Some(Shared {
+            scope: "42".into(),
+            budget: Arc::new(ScriptedBudget {
+                takes: Default::default(),
+                answer: Ok(None),
+            }),
+            tokens: store,
+            replicas: std::num::NonZeroU32::MIN,
+        }),
+        ..settings()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_token_is_used_without_a_fetch_and_a_refusal_reaches_the_store() {
+    let store = Arc::new(OneToken {
+        stored: std::sync::Mutex::new(Some(Secret::new("from-another-replica"))),
+        answers: true,
+        invalidated: AtomicUsize::new(0),
+    });
+    let (fetches, cache) = counting_cache(Duration::from_secs(3600));
+    let cache = cache.shared_through(
+        &shared_tokens(store.clone()),
+        "test-token",
+        Secret::new("c"),
+    );
+    let token = cache.token().await.unwrap();
+    assert_eq!(token, Secret::new("from-another-replica"));
+    assert_eq!(fetches.load(Ordering::SeqCst), 0);
+    // Kept here until it is due: the store is not asked per call.
+    tokio::time::advance(Duration::from_secs(40)).await;
+    assert_eq!(cache.token().await.unwrap(), token);
+
+    cache.invalidate(&token).await;
+    assert_eq!(store.invalidated.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.token().await.unwrap(), Secret::new("t1"));
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "fetched once, for everyone"
+    );
+    assert_eq!(
+        store.stored.lock().unwrap().clone(),
+        Some(Secret::new("t1"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_an_answer_from_the_token_store_a_replica_fetches_its_own() {
+    let store = Arc::new(OneToken {
+        stored: std::sync::Mutex::new(None),
+        answers: false,
+        invalidated: AtomicUsize::new(0),
+    });
+    let (fetches, cache) = counting_cache(Duration::from_secs(3600));
+    let cache = cache.shared_through(&shared_tokens(store), "test-token", Secret::new("c"));
+    assert_eq!(cache.token().await.unwrap(), Secret::new("t1"));
+    assert_eq!(cache.token().await.unwrap(), Secret::new("t1"));
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }

@@ -122,6 +122,8 @@ pub struct Call {
     pub body: String,
     /// Every header, names in lower case, in the order sent.
     pub headers: Vec<(String, String)>,
+    /// When it arrived, for tests of a vendor's rate limit.
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -315,6 +317,7 @@ impl Shared {
                     )
                 })
                 .collect(),
+            at: std::time::Instant::now(),
         });
         let latency = *lock(&self.latency);
         if !latency.is_zero() {

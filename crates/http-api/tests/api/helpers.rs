@@ -78,6 +78,16 @@ async fn spawn_configured(db: Db, key: JwtKey, configure: impl FnOnce(&mut Confi
         ..Config::default()
     };
     configure(&mut config);
+    serve(config, database, postgres, dir)
+}
+
+/// Serves `config` over `database` on a free port.
+fn serve(
+    config: Config,
+    database: Database,
+    postgres: Option<TestDatabase>,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let state = http_api::app::state(&config, database.clone()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -106,6 +116,18 @@ async fn spawn_configured(db: Db, key: JwtKey, configure: impl FnOnce(&mut Confi
 }
 
 impl TestApp {
+    /// Another gateway on this app's database (a second replica behind the same load
+    /// balancer), with the same configuration and its own pools, vendor clients and caches.
+    pub async fn replica(&self) -> TestApp {
+        let database = Database::connect(&self.config.database_url).await.unwrap();
+        serve(
+            self.config.clone(),
+            database,
+            None,
+            tempfile::tempdir().unwrap(),
+        )
+    }
+
     /// Drops the app's PostgreSQL database under the running server, as an outage would.
     pub async fn drop_postgres_database(&mut self) {
         let database = self

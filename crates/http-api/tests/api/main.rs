@@ -14,6 +14,7 @@ mod isolation;
 mod limits;
 mod observability;
 mod recovery;
+mod replicas;
 mod scheduled_sync;
 mod surface;
 mod sync;

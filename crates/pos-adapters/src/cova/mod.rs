@@ -260,6 +260,14 @@ impl VendorAdapter for Cova {
             token_settings,
             &secrets,
         )?);
+        // The token is granted at this token URL for these credentials.
+        let credentials = Secret::new(format!(
+            "{token_url}\0{}\0{}\0{}\0{}",
+            grant.username.expose(),
+            grant.password.expose(),
+            grant.client_id.expose(),
+            grant.client_secret.expose()
+        ));
         let fetch: FetchToken = Box::new(move || {
             let (http, grant) = (token_http.clone(), grant.clone());
             Box::pin(async move { fetch_token(&http, &grant).await })
@@ -271,7 +279,7 @@ impl VendorAdapter for Cova {
                 .rate_limit_per_minute
                 .is_none()
                 .then_some(learning),
-            tokens: TokenCache::new(fetch),
+            tokens: TokenCache::new(fetch).shared_through(settings, "cova-token", credentials),
             company: format!("Companies({})", config.company_id),
             licence: config.licence_extension_type_id,
         })

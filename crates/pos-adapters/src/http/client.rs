@@ -4,8 +4,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use domain::{PosError, Vendor, VendorResponse};
-use governor::clock::Clock as _;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng as _;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
@@ -19,19 +17,24 @@ use super::errors::{bad_answer, error_for_status, retry_after};
 use super::observe::{self, Outcome, RetryReason};
 use super::redact::Redactor;
 use super::request::{Body, VendorRequest};
+use super::shared::{LocalBudget, RateQuota};
 use super::{Secret, Settings};
 use crate::AdapterError;
 
 /// The longest back-off between two attempts, however many came before.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest the shared budget may take to answer before the store's share is taken
+/// locally instead (PostgreSQL is down or overloaded).
+const SHARED_BUDGET_ANSWERS_WITHIN: Duration = Duration::from_secs(1);
 
 /// One store's connection to its vendor; vendor modules send every request through it.
 ///
-/// Each store gets its own (its own `reqwest` client and connection pool, rate limiter and
+/// Each store gets its own (its own `reqwest` client and connection pool, rate budget and
 /// circuit breaker), so one store's broken credentials or dead vendor tenant never slow or
-/// trip another's. Every call:
+/// trip another's. The budget is this process's `governor` limiter, or the one every replica
+/// shares when [`Settings::shared`] is set. Every call:
 /// - is refused at once while the store's circuit is open (`Unavailable`, "circuit open");
-/// - waits for the store's rate limiter, or answers `Unavailable` with the wait as
+/// - waits for the store's rate budget, or answers `Unavailable` with the wait as
 ///   `Retry-After` when the wait would not fit in the timeout;
 /// - finishes within `Settings::timeout` in total or answers `PosError::Timeout`;
 /// - reads at most `Settings::max_body_bytes` of the answer;
@@ -45,9 +48,13 @@ pub struct VendorHttp {
     base_url: Url,
     settings: Settings,
     client: reqwest::Client,
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// Writes' own budget, when the vendor has one; otherwise writes share `limiter`.
-    write_limiter: Option<DefaultDirectRateLimiter>,
+    /// The store's request budget, if the vendor has a limit.
+    limit: Option<RateQuota>,
+    /// Writes' own budget, when the vendor has one; otherwise writes share `limit`.
+    write_limit: Option<RateQuota>,
+    /// The budgets kept in this process: all of them, or while the shared one cannot answer,
+    /// this replica's share.
+    local: LocalBudget,
     breaker: CircuitBreaker,
     redactor: Redactor,
 }
@@ -122,25 +129,28 @@ impl VendorHttp {
             .user_agent(concat!("pos-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| config_error(format!("the HTTP client could not be built: {e}")))?;
-        let limiter = settings
+        let limit = settings
             .rate_limit_per_minute
             .and_then(NonZeroU32::new)
             .map(|per_minute| {
-                let burst = settings.rate_limit_burst.and_then(NonZeroU32::new);
-                RateLimiter::direct(quota(per_minute, burst))
+                RateQuota::new(
+                    per_minute,
+                    settings.rate_limit_burst.and_then(NonZeroU32::new),
+                )
             });
-        let write_limiter = settings
+        let write_limit = settings
             .write_rate_limit_per_minute
             .and_then(NonZeroU32::new)
-            .map(|per_minute| RateLimiter::direct(quota(per_minute, None)));
+            .map(|per_minute| RateQuota::new(per_minute, None));
         Ok(Self {
             vendor,
             base_url,
             breaker: CircuitBreaker::new(vendor, settings.breaker.clone()),
             settings,
             client,
-            limiter,
-            write_limiter,
+            limit,
+            write_limit,
+            local: LocalBudget::default(),
             redactor: Redactor::new(secrets),
         })
     }
@@ -225,13 +235,13 @@ impl VendorHttp {
                     response: None,
                 }
             })?;
-            let limiter = match (&self.write_limiter, is_read) {
-                (Some(writes), false) => Some(writes),
-                _ => self.limiter.as_ref(),
+            let budget = match (self.write_limit, is_read) {
+                (Some(writes), false) => Some(("writes", writes)),
+                _ => self.limit.map(|limit| ("requests", limit)),
             };
             let waiting = Instant::now();
-            let admitted = self.wait_for_rate_limit(limiter, deadline).await;
-            if let (Some(observer), Some(_)) = (observer, limiter) {
+            let admitted = self.wait_for_rate_limit(budget, deadline).await;
+            if let (Some(observer), Some(_)) = (observer, budget) {
                 observer.rate_limit(self.vendor, waiting.elapsed(), admitted.is_ok());
             }
             admitted?;
@@ -288,19 +298,18 @@ impl VendorHttp {
         }
     }
 
-    /// Takes a permit from the store's rate limiter, waiting if it fits before the deadline.
+    /// Takes a request from the store's budget `name`, waiting if it fits before the deadline.
     async fn wait_for_rate_limit(
         &self,
-        limiter: Option<&DefaultDirectRateLimiter>,
+        budget: Option<(&str, RateQuota)>,
         deadline: Instant,
     ) -> Result<(), PosError> {
-        let Some(limiter) = limiter else {
+        let Some((name, quota)) = budget else {
             return Ok(());
         };
         loop {
-            let wait = match limiter.check() {
-                Ok(()) => return Ok(()),
-                Err(not_until) => not_until.wait_time_from(limiter.clock().now()),
+            let Some(wait) = self.take(name, quota).await else {
+                return Ok(());
             };
             if super::deadline::after(wait) >= deadline {
                 return Err(PosError::Unavailable {
@@ -312,6 +321,35 @@ impl VendorHttp {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// One take from budget `name`: from the budget shared by every replica when there is
+    /// one, or from this process's; `None` when the request may go now.
+    ///
+    /// Fails safe: when the shared budget cannot answer within a second, this replica takes
+    /// its share (the quota divided by [`Shared::replicas`](super::Shared::replicas)) locally, so the replicas together
+    /// still stay within the vendor's limit while the database is away.
+    async fn take(&self, name: &str, quota: RateQuota) -> Option<Duration> {
+        let Some(shared) = &self.settings.shared else {
+            return self.local.take_now(name, quota);
+        };
+        let taken = tokio::time::timeout(
+            SHARED_BUDGET_ANSWERS_WITHIN,
+            shared.budget.take(&shared.key(name), quota),
+        )
+        .await;
+        let error = match taken {
+            Ok(Ok(wait)) => return wait,
+            Ok(Err(e)) => e.to_string(),
+            Err(_elapsed) => "no answer within a second".to_owned(),
+        };
+        tracing::warn!(
+            vendor = %self.vendor,
+            store = %shared.scope,
+            error = %error,
+            "the shared rate budget did not answer; taking this replica's share locally"
+        );
+        self.local.take_now(name, quota.divided(shared.replicas))
     }
 
     async fn attempt(
@@ -611,15 +649,6 @@ pub fn vendor_url(text: &str) -> Option<Url> {
     };
     let plain = url.username().is_empty() && url.password().is_none();
     (scheme_ok && plain && !url.cannot_be_a_base() && url.host_str().is_some()).then_some(url)
-}
-
-/// The vendor's per-minute limit, with `burst` allowed at once, a tenth of it by default: a
-/// bulk import spreads over the minute instead of spending it in the first second.
-fn quota(per_minute: NonZeroU32, burst: Option<NonZeroU32>) -> Quota {
-    let burst = burst.unwrap_or_else(|| {
-        NonZeroU32::new(per_minute.get().div_ceil(10)).unwrap_or(NonZeroU32::MIN)
-    });
-    Quota::per_minute(per_minute).allow_burst(burst)
 }
 
 impl std::fmt::Debug for VendorHttp {

@@ -12,6 +12,7 @@ mod redact;
 mod request;
 mod secret;
 mod settings;
+pub mod shared;
 mod token;
 
 pub use client::{VendorAnswer, VendorHttp, vendor_url};
@@ -20,6 +21,10 @@ pub use redact::MAX_ECHOED_BODY_BYTES;
 pub use request::VendorRequest;
 pub use secret::Secret;
 pub use settings::{BreakerSettings, DEFAULT_TIMEOUT, Settings};
+pub use shared::{
+    FreshToken, LocalBudget, RateBudget, RateQuota, Shared, SharedStateError, TokenFetch, TokenKey,
+    TokenStore, TokenStoreError,
+};
 pub use token::TokenCache;
 
 /// The headers a [`observe::VendorObserver`] may add to (the W3C trace context).

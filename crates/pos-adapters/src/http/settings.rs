@@ -3,6 +3,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use super::shared::Shared;
 use crate::config::CommonConfig;
 
 /// The default of `POS_GATEWAY_POS_TIMEOUT`.
@@ -38,6 +39,9 @@ pub struct Settings {
     /// apart from the general limit (Dutchie: 1,500 customer writes a minute against 120).
     pub write_rate_limit_per_minute: Option<u32>,
     pub breaker: BreakerSettings,
+    /// The store's budgets and token shared with other replicas (PostgreSQL); `None`: kept in
+    /// this process (see [`super::shared`]).
+    pub shared: Option<Shared>,
 }
 
 /// When a store's circuit breaker opens and for how long.
@@ -73,6 +77,7 @@ impl Default for Settings {
             rate_limit_burst: None,
             write_rate_limit_per_minute: None,
             breaker: BreakerSettings::default(),
+            shared: None,
         }
     }
 }
@@ -111,6 +116,11 @@ impl Settings {
             write_rate_limit_per_minute: Some(per_minute),
             ..self
         }
+    }
+
+    /// The store's budgets and token shared through `shared` (one store's settings).
+    pub fn with_shared(self, shared: Option<Shared>) -> Self {
+        Self { shared, ..self }
     }
 
     /// Applies a store config's own `timeout` and `rate_limit_per_minute`, so one slow or

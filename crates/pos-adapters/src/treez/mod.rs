@@ -142,9 +142,18 @@ impl VendorAdapter for Treez {
                 Box::pin(async move { fetch_token(&http, &client_id, &api_key).await })
             })
         };
+        // The token is fetched for the dispensary with these credentials.
+        let credentials = Secret::new(format!(
+            "{}\0{}\0{}",
+            config.dispensary,
+            config.client_id.expose(),
+            config.api_key.expose()
+        ));
+        let tokens =
+            TokenCache::new(fetch).shared_through(http.settings(), "treez-token", credentials);
         Ok(Self {
             http,
-            tokens: TokenCache::new(fetch),
+            tokens,
             client_id: config.client_id,
             patient_type: config.patient_type,
         })

@@ -1,0 +1,2 @@
+DROP TABLE vendor_tokens;
+DROP TABLE vendor_budgets;
