@@ -510,6 +510,25 @@ pub(crate) fn now() -> chrono::NaiveDateTime {
 
 #[cfg(test)]
 mod tests {
+    /// diesel keys migrations by the version before the name: two with one version on a
+    /// backend and only the first runs (two branches each added `2026-12-10-000000_...`).
+    #[test]
+    fn every_migration_has_its_own_version() {
+        for backend in ["postgres", "sqlite"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(backend);
+            let mut versions = Vec::new();
+            for entry in std::fs::read_dir(&dir).expect("the migrations folder") {
+                let name = entry.expect("an entry").file_name();
+                let name = name.to_string_lossy().into_owned();
+                let version = name.split('_').next().unwrap_or_default().to_owned();
+                assert!(!versions.contains(&version), "{backend}: {version} twice");
+                versions.push(version);
+            }
+        }
+    }
+
     use super::*;
 
     fn bad_url(url: &str) -> String {
