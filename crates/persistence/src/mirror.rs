@@ -299,17 +299,22 @@ impl Mirror {
         Ok(inserted == 1)
     }
 
-    /// The oldest customer of the store other than `except` matching any one of the keys.
-    async fn find_other(
+    /// The oldest live customer of the store matching any one of the keys, other than
+    /// `except` (the customer being updated) when given.
+    async fn oldest_sharing_a_key(
         &self,
         store: StoreId,
         keys: &DuplicateKeys,
-        except: &CustomerId,
+        except: Option<&CustomerId>,
     ) -> Result<Option<Customer>, RepositoryError> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        // An absent key binds NULL, and `column = NULL` is never true.
         let row = with_connection!(self.db, |conn| {
-            customers::table
+            let mut select = customers::table
                 .filter(customers::store_id.eq(store.0))
-                .filter(customers::pos_customer_id.ne(except.as_str()))
+                .filter(customers::deleted_at.is_null())
                 .filter(
                     customers::email_lower
                         .eq(keys.email.as_deref())
@@ -318,10 +323,11 @@ impl Mirror {
                 )
                 .order(customers::id.asc())
                 .select(CustomerRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-                .map_err(db_error)
+                .into_boxed();
+            if let Some(except) = except {
+                select = select.filter(customers::pos_customer_id.ne(except.as_str()));
+            }
+            select.first(conn).await.optional().map_err(db_error)
         })?;
         row.map(CustomerRow::into_customer).transpose()
     }
@@ -579,28 +585,7 @@ impl CustomerMirror for Mirror {
         store: StoreId,
         keys: &DuplicateKeys,
     ) -> Result<Option<Customer>, RepositoryError> {
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        // An absent key binds NULL, and `column = NULL` is never true.
-        let row = with_connection!(self.db, |conn| {
-            customers::table
-                .filter(customers::store_id.eq(store.0))
-                .filter(customers::deleted_at.is_null())
-                .filter(
-                    customers::email_lower
-                        .eq(keys.email.as_deref())
-                        .or(customers::phone_digits.eq(keys.phone_digits.as_deref()))
-                        .or(customers::drivers_license_key.eq(keys.drivers_license.as_deref())),
-                )
-                .order(customers::id.asc())
-                .select(CustomerRow::as_select())
-                .first(conn)
-                .await
-                .optional()
-                .map_err(db_error)
-        })?;
-        row.map(CustomerRow::into_customer).transpose()
+        self.oldest_sharing_a_key(store, keys, None).await
     }
 
     /// In row order, like `find`; the page token is the last row's id.
@@ -786,10 +771,10 @@ impl LocalPos {
     async fn duplicate_of(&self, customer: &Customer) -> Result<Customer, PosError> {
         match self
             .mirror
-            .find_other(
+            .oldest_sharing_a_key(
                 self.store,
                 &customer.duplicate_keys(),
-                &customer.customer_id,
+                Some(&customer.customer_id),
             )
             .await
             .map_err(PosError::Storage)?
