@@ -38,6 +38,18 @@ fn in_progress() -> Value {
     json!({"error": "a request with this Idempotency-Key is still being processed; retry later"})
 }
 
+/// A gateway with one Treez store (catalog `kiosk`) whose double answers after
+/// `VENDOR_LATENCY`, and a token for it.
+async fn slow_treez_kiosk(db: Db) -> (TreezDouble, TestApp, String) {
+    let double = TreezDouble::start().unwrap();
+    double.set_latency(VENDOR_LATENCY);
+    let app = spawn_app(db).await;
+    app.add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
+        .await;
+    let token = app.token(&["kiosk"]);
+    (double, app, token)
+}
+
 fn customer(n: u32) -> Value {
     json!({"first_name": format!("Con{n}"), "last_name": "Current",
            "email": format!("con{n}@example.com"), "phone": format!("555-010-{n:04}"),
@@ -133,12 +145,7 @@ fn one_answer(answers: &[Answer], success: StatusCode) -> Value {
 }
 
 async fn fifty_creates_with_one_key_make_one_treez_create(db: Db) {
-    let double = TreezDouble::start().unwrap();
-    double.set_latency(VENDOR_LATENCY);
-    let app = spawn_app(db).await;
-    app.add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
-        .await;
-    let token = app.token(&["kiosk"]);
+    let (double, app, token) = slow_treez_kiosk(db).await;
 
     let answers = fire(
         &app,
@@ -217,12 +224,7 @@ fn assert_three_created(result: &Value) {
 }
 
 async fn fifty_bulk_requests_with_one_key_make_one_set_of_treez_creates(db: Db) {
-    let double = TreezDouble::start().unwrap();
-    double.set_latency(VENDOR_LATENCY);
-    let app = spawn_app(db).await;
-    app.add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
-        .await;
-    let token = app.token(&["kiosk"]);
+    let (double, app, token) = slow_treez_kiosk(db).await;
 
     let answers = fire(
         &app,
@@ -329,12 +331,7 @@ async fn same_customer_at_once(app: &TestApp, token: &str) -> (Value, usize) {
 }
 
 async fn one_new_customer_sent_at_once_without_keys_makes_one_treez_create(db: Db) {
-    let double = TreezDouble::start().unwrap();
-    double.set_latency(VENDOR_LATENCY);
-    let app = spawn_app(db).await;
-    app.add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
-        .await;
-    let token = app.token(&["kiosk"]);
+    let (double, app, token) = slow_treez_kiosk(db).await;
     let (made, _) = same_customer_at_once(&app, &token).await;
     assert_eq!(double.count(Op::Create), 1, "one create reached Treez");
     assert_eq!(double.customers().len(), 1);
