@@ -1,5 +1,6 @@
 //! List and search queries, and pages of results.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::customer::{Customer, Email, Phone, license_match_key};
@@ -28,6 +29,11 @@ pub struct CustomerQuery {
     pub name: Option<String>,
     pub limit: u32,
     pub page: Option<PageToken>,
+    /// Lists only (no filters), for an incremental sync: the customers changed at or after
+    /// this time. A lower bound, not a filter a caller may rely on to exclude: a POS may
+    /// answer more than changed (its filter is coarser, a day at Flowhub, or it has none),
+    /// never less. Kiosk requests never set it.
+    pub changed_since: Option<DateTime<Utc>>,
 }
 
 /// The raw query string parameters.

@@ -556,6 +556,10 @@ impl Wire for Blaze {
         json.as_object().cloned().unwrap_or_default()
     }
 
+    fn stamp_changed(record: &mut Map<String, Value>, at: chrono::DateTime<chrono::Utc>) {
+        record.insert("modified".into(), json!(at.timestamp_millis()));
+    }
+
     fn index_keys(member: &Map<String, Value>) -> Vec<String> {
         let mut keys = Vec::new();
         for field in ["primaryPhone", "cpn"] {

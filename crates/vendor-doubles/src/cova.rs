@@ -634,6 +634,13 @@ impl Wire for Cova {
         json.as_object().cloned().unwrap_or_default()
     }
 
+    fn stamp_changed(record: &mut Map<String, Value>, at: chrono::DateTime<chrono::Utc>) {
+        record.insert(
+            "LastModifiedDateUtc".into(),
+            json!(at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        );
+    }
+
     fn index_keys(customer: &Map<String, Value>) -> Vec<String> {
         let mut keys: Vec<String> = ["PrimaryName", "FamilyName", "MiddleName"]
             .into_iter()

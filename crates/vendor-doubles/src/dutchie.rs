@@ -528,6 +528,13 @@ impl Wire for Dutchie {
         json.as_object().cloned().unwrap_or_default()
     }
 
+    fn stamp_changed(record: &mut Map<String, Value>, at: chrono::DateTime<chrono::Utc>) {
+        record.insert(
+            "lastModifiedDateUTC".into(),
+            json!(at.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()),
+        );
+    }
+
     fn index_keys(record: &Map<String, Value>) -> Vec<String> {
         vec![name_key(record)]
     }

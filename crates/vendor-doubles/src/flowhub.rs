@@ -440,6 +440,10 @@ impl Wire for Flowhub {
         json.as_object().cloned().unwrap_or_default()
     }
 
+    fn stamp_changed(record: &mut Map<String, Value>, at: chrono::DateTime<chrono::Utc>) {
+        record.insert("updatedAt".into(), json!(timestamp(at)));
+    }
+
     fn index_keys(record: &Map<String, Value>) -> Vec<String> {
         text(record, "phone")
             .and_then(phone_key)

@@ -215,6 +215,9 @@ pub trait VendorDouble: Send + Sync {
     /// Adds a record the vendor could hold but that no adapter can turn into a customer (no
     /// name); its vendor id.
     fn seed_unusable(&self) -> String;
+    /// Marks a customer last changed `at` (an edit at the register then, say long ago), for
+    /// tests of changed-since listings; whether there was one with this id.
+    fn set_last_changed(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> bool;
     /// Deletes a customer as if removed at the store's register (none of the vendors lets an
     /// API client delete one): from then on the vendor answers as if it never had it. Whether
     /// there was one with this id.
@@ -264,6 +267,9 @@ pub trait Wire: Sized + Send + Sync + 'static {
     fn seed_fields(customer: &SeedCustomer) -> Map<String, Value>;
     /// Fields of a record no adapter can use (no name).
     fn unusable_fields() -> Map<String, Value>;
+    /// Writes into `record` that it was last changed `at`, in the field and form the vendor's
+    /// changed-since listing reads.
+    fn stamp_changed(record: &mut Map<String, Value>, at: chrono::DateTime<chrono::Utc>);
     /// The keys a record is indexed by, for searches that stay fast with many customers.
     fn index_keys(_record: &Map<String, Value>) -> Vec<String> {
         Vec::new()
@@ -655,6 +661,13 @@ impl<W: Wire> VendorDouble for DoubleOf<W> {
 
     fn seed_unusable(&self) -> String {
         id_text(&self.state.insert(&W::unusable_fields()), W::ID_FIELD)
+    }
+
+    fn set_last_changed(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.state
+            .table()
+            .update::<W>(id, |record| W::stamp_changed(record, at))
+            .is_some()
     }
 
     fn delete_customer(&self, id: &str) -> bool {

@@ -423,6 +423,13 @@ impl Wire for Treez {
         json.as_object().cloned().unwrap_or_default()
     }
 
+    fn stamp_changed(record: &mut Map<String, Value>, at: chrono::DateTime<chrono::Utc>) {
+        record.insert(
+            "last_update".into(),
+            json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string()),
+        );
+    }
+
     fn index_keys(record: &Map<String, Value>) -> Vec<String> {
         let mut keys: Vec<String> = ["email", "phone", "drivers_license"]
             .into_iter()

@@ -15,12 +15,15 @@ impl CustomerService {
     /// Copies one page of the store's POS customers into the mirror, from `page` (the start
     /// when `None`): the step of `pos-gateway sync` (and of the scheduled sync), which keeps
     /// `next` between steps so an interrupted sync resumes where it stopped. The `local` POS
-    /// is its own mirror: nothing to copy.
+    /// is its own mirror: nothing to copy. With `changed_since`, the pages are those of the
+    /// customers changed since then (an incremental pass; see
+    /// [`CustomerQuery::changed_since`]): every page of one pass must be asked with the same.
     pub async fn sync_page(
         &self,
         store: &Store,
         page: Option<PageToken>,
         limit: u32,
+        changed_since: Option<DateTime<Utc>>,
     ) -> Result<SyncPage, CustomerError> {
         let directory = match Pos::of(self.connections.directory_for(store)?) {
             Pos::Local(_) => {
@@ -35,6 +38,7 @@ impl CustomerService {
         let query = CustomerQuery {
             limit,
             page,
+            changed_since,
             ..Default::default()
         };
         let found = directory.find(&query).await?;
@@ -220,6 +224,39 @@ mod tests {
         service
             .sweep_unseen(&store(), started(), Some(PageToken("40".into())), 100)
             .await
+    }
+
+    #[tokio::test]
+    async fn an_incremental_page_asks_the_pos_for_what_changed_and_mirrors_it() {
+        let since = started();
+        let mut directory = vendor(Capabilities::ALL);
+        directory
+            .expect_find()
+            .withf(move |query| {
+                query.changed_since == Some(since)
+                    && !query.has_filters()
+                    && query.page == Some(PageToken("2:50".into()))
+                    && query.limit == 50
+            })
+            .times(1)
+            .returning(|_| {
+                Ok(crate::query::CustomerPage {
+                    customers: vec![customer("changed")],
+                    next: Some(PageToken("3:50".into())),
+                })
+            });
+        let mut mirror = MockCustomerMirror::new();
+        mirror
+            .expect_upsert()
+            .withf(|store, customers, _| *store == StoreId(7) && customers.len() == 1)
+            .times(1)
+            .returning(|_, customers, _| Ok(customers.to_vec()));
+        let page = service(mirror, directory)
+            .sync_page(&store(), Some(PageToken("2:50".into())), 50, Some(since))
+            .await
+            .unwrap();
+        assert_eq!(page.copied, 1);
+        assert_eq!(page.next, Some(PageToken("3:50".into())));
     }
 
     #[tokio::test]

@@ -360,7 +360,11 @@ impl Blaze {
     /// A page of the walk of every member (see [`Walk`]): newest windows first, each paged by
     /// `skip` to its `total`, filling the kiosk's `limit` across windows.
     async fn list(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
-        let mut walk = Walk::read(query.page.as_ref(), self.list_from, now_ms())?;
+        // An incremental sync's walk stops at its "since" rather than at `list_from`.
+        let floor = query.changed_since.map_or(self.list_from, |since| {
+            since.timestamp_millis().max(self.list_from)
+        });
+        let mut walk = Walk::read(query.page.as_ref(), floor, now_ms())?;
         let limit = usize::try_from(query.limit.clamp(1, MAX_PAGE_SIZE)).unwrap_or(1);
         let mut customers: Vec<Customer> = Vec::new();
         let mut windows = 0;

@@ -7,7 +7,7 @@
 //!
 //! | operation | calls |
 //! |---|---|
-//! | list | `GET CustomerFull?$filter=LastModifiedDateUtc ge datetime'1900-01-01T00:00:00z'&$skip=&$top=` |
+//! | list | `GET CustomerFull?$filter=LastModifiedDateUtc ge datetime'1900-01-01T00:00:00z'&$skip=&$top=` (from the incremental sync's time instead of 1900) |
 //! | search | `POST Search`, by e-mail or else by phone, the rest matched here |
 //! | get | `GET CustomerFull({id})`, then the customer it was merged into (one hop) |
 //! | create | `POST CustomerFull` with nested `ContactMethods` (and the licence extension) |
@@ -460,12 +460,15 @@ impl Cova {
         let cursor = PageCursor::read(query.page.as_ref(), query.limit, MAX_PAGE_SIZE)?;
         let skip = u64::from(cursor.page.saturating_sub(1)) * u64::from(cursor.size);
         let (skip, top) = (skip.to_string(), cursor.size.to_string());
+        // Whole seconds, rounded down: "ge" then takes in the same second's earlier changes,
+        // more than asked for, never less.
+        let filter = wire::list_filter(query.changed_since);
         let answer = self
             .send(
                 |http| {
                     self.at(http, Method::GET, &["CustomerFull"])
                         .header("accept", wire::LIST_ACCEPT)
-                        .query("$filter", wire::LIST_FILTER)
+                        .query("$filter", &filter)
                         .query("$skip", &skip)
                         .query("$top", &top)
                 },

@@ -41,10 +41,16 @@ const SEARCH_PHONE: &str = "Phone";
 /// Unverified (gap): the `POST Search` operations used.
 const EQUALS: &str = "Equals";
 const CONTAINS: &str = "Contains";
-/// Unverified (chosen): the list is `CustomerFull` modified since a date before any Cova
-/// customer (the documented form, every customer with its contact methods), paged by
-/// `$skip`/`$top`.
-pub(super) const LIST_FILTER: &str = "LastModifiedDateUtc ge datetime'1900-01-01T00:00:00z'";
+/// Unverified (chosen): the list is `CustomerFull` modified since a time (the documented form,
+/// every customer with its contact methods), paged by `$skip`/`$top`; a full listing asks
+/// from a date before any Cova customer.
+pub(super) fn list_filter(since: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    let since = since.map_or_else(
+        || "1900-01-01T00:00:00".to_owned(),
+        |since| since.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    );
+    format!("LastModifiedDateUtc ge datetime'{since}z'")
+}
 /// Unverified (chosen): asked for the list; a bare array is read as well.
 pub(super) const LIST_ACCEPT: &str = "application/hal+json, application/json;q=0.9";
 /// Unverified (gap): the limit until Cova's first answer announces its own.

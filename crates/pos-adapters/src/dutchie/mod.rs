@@ -135,10 +135,18 @@ impl Dutchie {
 
     async fn list(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
         let cursor = PageCursor::read(query.page.as_ref(), query.limit, MAX_PAGE_SIZE)?;
-        let request = self
+        let mut request = self
             .request(Method::GET, ["customer", "customers-paginated"])
             .query("PageNumber", &cursor.page.to_string())
             .query("PageSize", &cursor.size.to_string());
+        if let Some(since) = query.changed_since {
+            // "For increments" (spec); a UTC date-time without offset, as Dutchie writes its
+            // own `lastModifiedDateUTC`.
+            request = request.query(
+                "fromLastModifiedDateUTC",
+                &since.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+            );
+        }
         let answer = self.http.read(request).await?;
         let records: Vec<wire::WireCustomer> = answer.json()?;
         Ok(CustomerPage {

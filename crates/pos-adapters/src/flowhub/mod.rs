@@ -307,6 +307,9 @@ impl Flowhub {
     }
 
     async fn list(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
+        if let Some(since) = query.changed_since {
+            return self.changed_since(since, query).await;
+        }
         let (answer, cursor) = self.page(query, None).await?;
         let records = self.records(&answer)?;
         Ok(CustomerPage {

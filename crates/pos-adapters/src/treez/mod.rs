@@ -37,8 +37,19 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 /// Treez refuses larger pages (`RESPONSE_LIMIT_EXCEEDS`); public clients use 50.
 const MAX_PAGE_SIZE: u32 = 50;
 
-/// "Changed since" for a full listing: the epoch, in the format Treez's path wants.
-const LIST_FROM: &str = "1970-01-01T00:00:00.000+00:00";
+/// "Changed since" for a full listing: the epoch.
+const LIST_FROM: chrono::DateTime<chrono::Utc> = chrono::DateTime::UNIX_EPOCH;
+
+/// A time as Treez's list path takes it (`yyyy-MM-ddTHH:mm:ss.SSSXXX`, code). Treez lists what
+/// changed *after* it (the double, after the public clients): a millisecond earlier makes it
+/// "at or after", as [`CustomerQuery::changed_since`] means.
+fn list_after(since: chrono::DateTime<chrono::Utc>) -> String {
+    let since = since - chrono::TimeDelta::milliseconds(1);
+    since
+        .max(LIST_FROM)
+        .format("%Y-%m-%dT%H:%M:%S%.3f+00:00")
+        .to_string()
+}
 
 /// What Treez offers: every operation; searches by licence, e-mail, phone and whole names;
 /// a birthday is required on create and on every update (spec).
@@ -276,6 +287,7 @@ impl Treez {
     async fn list(&self, query: &CustomerQuery) -> Result<CustomerPage, PosError> {
         let cursor = PageCursor::read(query.page.as_ref(), query.limit, MAX_PAGE_SIZE)?;
         let (page_text, size_text) = (cursor.page.to_string(), cursor.size.to_string());
+        let after = list_after(query.changed_since.unwrap_or(LIST_FROM));
         let answer = self
             .send(
                 || {
@@ -285,7 +297,7 @@ impl Treez {
                             "customer",
                             "lastUpdated",
                             "after",
-                            LIST_FROM,
+                            &after,
                             "page",
                             &page_text,
                             "pagesize",
