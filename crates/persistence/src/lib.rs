@@ -57,5 +57,7 @@ pub use outbox::Outbox;
 pub use redact::redact_url;
 pub use settings::Settings;
 pub use stores::{AdminError, CatalogSummary, RemovedStore, StoreSummary, Stores};
-pub use sync::{SyncLease, SyncLeases, SyncOutcome, SyncResult, SyncRun, SyncRuns};
+pub use sync::{
+    CompletedPass, PassKind, SyncLease, SyncLeases, SyncOutcome, SyncResult, SyncRun, SyncRuns,
+};
 pub use vendor_state::{StoredToken, VendorBudgets, VendorTokens};

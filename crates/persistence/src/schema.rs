@@ -104,6 +104,9 @@ diesel::table! {
         copied -> BigInt,
         removed -> BigInt,
         error -> Nullable<Text>,
+        kind -> Nullable<Text>,
+        synced_through -> Nullable<Timestamp>,
+        full_pass_at -> Nullable<Timestamp>,
     }
 }
 

@@ -168,6 +168,38 @@ impl SyncOutcome {
     }
 }
 
+/// What a pass walks: every customer (then looks for those gone at the POS), or those changed
+/// since the last complete pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassKind {
+    Full,
+    Incremental,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Full => "full",
+            PassKind::Incremental => "incremental",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "full" => Some(PassKind::Full),
+            "incremental" => Some(PassKind::Incremental),
+            _ => None,
+        }
+    }
+}
+
+/// A pass that a run completed: its kind and when it started (before its first page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedPass {
+    pub kind: PassKind,
+    pub started_at: DateTime<Utc>,
+}
+
 /// What a finished run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncResult {
@@ -178,6 +210,9 @@ pub struct SyncResult {
     pub removed: u64,
     /// Why it failed: the sync's own words, never a customer's data.
     pub error: Option<String>,
+    /// The pass this run completed, if it did (a run may also stop part way, or resume a pass
+    /// and complete it); its start moves `synced_through` on.
+    pub completed: Option<CompletedPass>,
 }
 
 /// A store's last sync: when the latest run started, and how the latest finished one ended.
@@ -189,6 +224,12 @@ pub struct SyncRun {
     pub finished_at: Option<DateTime<Utc>>,
     /// Of the latest finished run; `None` before any finished (or from a newer version).
     pub result: Option<SyncResult>,
+    /// The kind of pass the latest run worked on (`None` before incremental syncs).
+    pub kind: Option<PassKind>,
+    /// When the last complete pass started: the POS's changes before then are in the mirror.
+    pub synced_through: Option<DateTime<Utc>>,
+    /// When the last complete full pass started.
+    pub full_pass_at: Option<DateTime<Utc>>,
 }
 
 impl SyncRun {
@@ -208,6 +249,9 @@ struct RunRow {
     copied: i64,
     removed: i64,
     error: Option<String>,
+    kind: Option<String>,
+    synced_through: Option<NaiveDateTime>,
+    full_pass_at: Option<NaiveDateTime>,
 }
 
 impl From<RunRow> for SyncRun {
@@ -221,12 +265,17 @@ impl From<RunRow> for SyncRun {
                 copied: u64::try_from(row.copied).unwrap_or(0),
                 removed: u64::try_from(row.removed).unwrap_or(0),
                 error: row.error,
+                // What a run completed lives on in `synced_through` and `full_pass_at`.
+                completed: None,
             });
         SyncRun {
             store: StoreId(row.store_id),
             started_at: row.started_at.and_utc(),
             finished_at: row.finished_at.map(|at| at.and_utc()),
             result,
+            kind: row.kind.as_deref().and_then(PassKind::parse),
+            synced_through: row.synced_through.map(|at| at.and_utc()),
+            full_pass_at: row.full_pass_at.map(|at| at.and_utc()),
         }
     }
 }
@@ -242,16 +291,25 @@ impl SyncRuns {
         Self { db }
     }
 
-    /// A run of the store's sync starts now (the latest finished run's result is kept); when.
-    pub async fn started(&self, store: StoreId) -> Result<DateTime<Utc>, RepositoryError> {
+    /// A run of the store's sync starts now, on a pass of `kind` (the latest finished run's
+    /// result is kept); when.
+    pub async fn started(
+        &self,
+        store: StoreId,
+        kind: PassKind,
+    ) -> Result<DateTime<Utc>, RepositoryError> {
         // As stored: PostgreSQL keeps microseconds.
         let now = now().trunc_subsecs(6);
         with_connection!(self.db, |conn| {
             diesel::insert_into(runs::table)
-                .values((runs::store_id.eq(store.0), runs::started_at.eq(now)))
+                .values((
+                    runs::store_id.eq(store.0),
+                    runs::started_at.eq(now),
+                    runs::kind.eq(Some(kind.as_str())),
+                ))
                 .on_conflict(runs::store_id)
                 .do_update()
-                .set(runs::started_at.eq(now))
+                .set((runs::started_at.eq(now), runs::kind.eq(Some(kind.as_str()))))
                 .execute(conn)
                 .await
                 .map(drop)
@@ -268,19 +326,42 @@ impl SyncRuns {
     ) -> Result<(), RepositoryError> {
         let now = now();
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let through = result.completed.map(|pass| pass.started_at.naive_utc());
+        let full = result
+            .completed
+            .filter(|pass| pass.kind == PassKind::Full)
+            .map(|pass| pass.started_at.naive_utc());
         with_connection!(self.db, |conn| {
-            diesel::update(runs::table.filter(runs::store_id.eq(store.0)))
-                .set((
-                    runs::finished_at.eq(Some(now)),
-                    runs::outcome.eq(Some(result.outcome.as_str())),
-                    runs::copied.eq(count(result.copied)),
-                    runs::removed.eq(count(result.removed)),
-                    runs::error.eq(result.error.as_deref()),
-                ))
-                .execute(conn)
-                .await
-                .map(drop)
-                .map_err(db_error)
+            let row = runs::table.filter(runs::store_id.eq(store.0));
+            let ended = (
+                runs::finished_at.eq(Some(now)),
+                runs::outcome.eq(Some(result.outcome.as_str())),
+                runs::copied.eq(count(result.copied)),
+                runs::removed.eq(count(result.removed)),
+                runs::error.eq(result.error.as_deref()),
+            );
+            // A run that completed no pass leaves where the store is synced through alone.
+            match (through, full) {
+                (None, _) => diesel::update(row).set(ended).execute(conn).await,
+                (Some(through), None) => {
+                    diesel::update(row)
+                        .set((ended, runs::synced_through.eq(Some(through))))
+                        .execute(conn)
+                        .await
+                }
+                (Some(through), Some(full)) => {
+                    diesel::update(row)
+                        .set((
+                            ended,
+                            runs::synced_through.eq(Some(through)),
+                            runs::full_pass_at.eq(Some(full)),
+                        ))
+                        .execute(conn)
+                        .await
+                }
+            }
+            .map(drop)
+            .map_err(db_error)
         })
     }
 

@@ -2030,18 +2030,24 @@ async fn sync_leases_are_held_by_one_owner_and_run_out(db: Database) {
     assert_eq!(won, 1);
 }
 
-/// A store's last run: its start (kept when the run fails to finish) and what the latest
-/// finished run did; one row per store, gone with the store.
+/// A store's last run: its start (kept when the run fails to finish), the kind of pass it
+/// works on, what the latest finished run did, and where the store is synced through (moved on
+/// by a completed pass only, a full one also moving the last full pass); one row per store,
+/// gone with the store.
 async fn sync_runs_keep_the_latest_start_and_outcome(db: Database) {
-    use persistence::{SyncOutcome, SyncResult};
+    use persistence::{CompletedPass, PassKind, SyncOutcome, SyncResult};
     let runs = db.sync_runs();
     let (a, b) = (store(&db, "A").await, store(&db, "B").await);
     assert_eq!(runs.of(a).await.unwrap(), None);
-    let first = runs.started(a).await.unwrap();
+    let first = runs.started(a, PassKind::Full).await.unwrap();
     let run = runs.of(a).await.unwrap().unwrap();
     assert_eq!(
         (run.started_at, run.finished_at, run.result.clone()),
         (first, None, None)
+    );
+    assert_eq!(
+        (run.kind, run.synced_through, run.full_pass_at),
+        (Some(PassKind::Full), None, None)
     );
     assert!(run.unfinished());
     let ok = SyncResult {
@@ -2049,30 +2055,74 @@ async fn sync_runs_keep_the_latest_start_and_outcome(db: Database) {
         copied: 230,
         removed: 2,
         error: None,
+        completed: Some(CompletedPass {
+            kind: PassKind::Full,
+            started_at: first,
+        }),
     };
     runs.finished(a, &ok).await.unwrap();
     let run = runs.of(a).await.unwrap().unwrap();
     assert!(!run.unfinished());
-    assert_eq!(run.result.as_ref(), Some(&ok));
+    assert_eq!(
+        run.result
+            .as_ref()
+            .map(|r| (r.outcome, r.copied, r.removed)),
+        Some((SyncOutcome::Ok, 230, 2))
+    );
+    assert_eq!(
+        (run.synced_through, run.full_pass_at),
+        (Some(first), Some(first))
+    );
     assert!(run.finished_at.unwrap() >= first);
 
     // A second run starts: the first's outcome stays until it finishes.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let second = runs.started(a).await.unwrap();
+    let second = runs.started(a, PassKind::Incremental).await.unwrap();
     let run = runs.of(a).await.unwrap().unwrap();
     assert!(run.started_at == second && second > first && run.unfinished());
-    assert_eq!(run.result.as_ref(), Some(&ok));
+    assert_eq!(run.kind, Some(PassKind::Incremental));
+    assert_eq!(
+        run.result.as_ref().map(|r| r.outcome),
+        Some(SyncOutcome::Ok)
+    );
     let failed = SyncResult {
         outcome: SyncOutcome::Failed,
         copied: 100,
         removed: 0,
         error: Some("the POS refused the store's credentials".into()),
+        completed: None,
     };
     runs.finished(a, &failed).await.unwrap();
-    runs.started(b).await.unwrap();
+    let run = runs.of(a).await.unwrap().unwrap();
+    assert_eq!(
+        (run.synced_through, run.full_pass_at),
+        (Some(first), Some(first)),
+        "a run that completed no pass moves nothing on"
+    );
+
+    // An incremental pass completed: synced through its start; the last full pass stays.
+    let third = runs.started(a, PassKind::Incremental).await.unwrap();
+    let incremental = SyncResult {
+        outcome: SyncOutcome::Ok,
+        copied: 3,
+        removed: 0,
+        error: None,
+        completed: Some(CompletedPass {
+            kind: PassKind::Incremental,
+            started_at: third,
+        }),
+    };
+    runs.finished(a, &incremental).await.unwrap();
+    let run = runs.of(a).await.unwrap().unwrap();
+    assert_eq!(
+        (run.synced_through, run.full_pass_at),
+        (Some(third), Some(first))
+    );
+
+    runs.started(b, PassKind::Full).await.unwrap();
     let all = runs.all().await.unwrap();
     assert_eq!(all.iter().map(|r| r.store).collect::<Vec<_>>(), [a, b]);
-    assert_eq!(all[0].result.as_ref(), Some(&failed));
+    assert_eq!(all[0].result.as_ref().map(|r| r.copied), Some(3));
 
     db.stores().remove_store(b, true).await.unwrap();
     assert_eq!(runs.all().await.unwrap().len(), 1, "gone with its store");
