@@ -440,9 +440,13 @@ async fn serve(config: &Config, state: crate::state::AppState) -> anyhow::Result
     let database = state.database.clone();
     let servers = crate::app::servers(state, listener, ops)?;
     let recovery = crate::app::Recovery::spawn(service.clone());
-    let scheduled = config
-        .sync_interval
-        .map(|every| crate::schedule::ScheduledSync::spawn(every, service, database));
+    let scheduled = config.sync_interval.map(|interval| {
+        let every = crate::schedule::Every {
+            interval,
+            full_pass: config.sync_full_every,
+        };
+        crate::schedule::ScheduledSync::spawn(every, service, database)
+    });
     match &config.ops_listen {
         Some(ops) => tracing::info!(
             address = %config.listen,

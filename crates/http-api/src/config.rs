@@ -24,6 +24,8 @@ pub const DEFAULT_CATALOG_RATE: RequestRate = RequestRate {
 pub const DEFAULT_CATALOG_BURST: u32 = 100;
 /// Bulk requests in flight at once, over every catalog (`POS_GATEWAY_MAX_BULKS_IN_FLIGHT`).
 pub const DEFAULT_MAX_BULKS_IN_FLIGHT: usize = 16;
+/// A scheduled sync walks every customer of a store (and looks for those gone) once a day.
+pub const DEFAULT_SYNC_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// The longest any configured timeout may be: more is a typo, and overflows clocks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The longest lifetime (`exp - iat`) a token may have: a leaked token is good for at most
@@ -258,6 +260,10 @@ pub struct Config {
     /// `serve` syncs every vendor store this often (one replica per store per interval);
     /// `None` (the default): only `pos-gateway sync` does.
     pub sync_interval: Option<Duration>,
+    /// How long after a store's last complete full pass the scheduled sync walks every
+    /// customer again (`POS_GATEWAY_SYNC_FULL_EVERY`, default a day); in between, it copies
+    /// only what changed.
+    pub sync_full_every: Duration,
     /// How many replicas share the database (`POS_GATEWAY_REPLICAS`): only used while
     /// PostgreSQL cannot answer the shared vendor budget, when each replica takes this share
     /// of a store's vendor limit on its own.
@@ -283,6 +289,7 @@ impl std::fmt::Debug for Config {
             log_format,
             replica,
             sync_interval,
+            sync_full_every,
             replicas,
         } = self;
         f.debug_struct("Config")
@@ -301,6 +308,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", log_format)
             .field("replica", replica)
             .field("sync_interval", sync_interval)
+            .field("sync_full_every", sync_full_every)
             .field("replicas", replicas)
             .finish()
     }
@@ -324,6 +332,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             replica: None,
             sync_interval: None,
+            sync_full_every: DEFAULT_SYNC_FULL_EVERY,
             replicas: NonZeroU32::MIN,
         }
     }
@@ -368,6 +377,7 @@ struct FileConfig {
     log_format: Option<String>,
     replica: Option<String>,
     sync_interval: Option<String>,
+    sync_full_every: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
     replicas: Option<String>,
 }
@@ -415,7 +425,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let overrides: [(&str, &mut Option<String>); 20] = [
+        let overrides: [(&str, &mut Option<String>); 21] = [
             ("POS_GATEWAY_DATABASE_URL", &mut values.database_url),
             ("POS_GATEWAY_LISTEN", &mut values.listen),
             ("POS_GATEWAY_JWT_SECRET", &mut values.jwt_secret),
@@ -438,6 +448,7 @@ impl Config {
             ("POS_GATEWAY_LOG_FORMAT", &mut values.log_format),
             ("POS_GATEWAY_REPLICA", &mut values.replica),
             ("POS_GATEWAY_SYNC_INTERVAL", &mut values.sync_interval),
+            ("POS_GATEWAY_SYNC_FULL_EVERY", &mut values.sync_full_every),
             ("POS_GATEWAY_REPLICAS", &mut values.replicas),
         ];
         for (key, slot) in overrides {
@@ -531,6 +542,15 @@ impl Config {
                         })?,
                 ),
             };
+        }
+        if let Some(every) = values.sync_full_every {
+            config.sync_full_every = humantime::parse_duration(every.trim())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "POS_GATEWAY_SYNC_FULL_EVERY",
+                    message: format!("'{every}' is not a duration such as 24h or 7d"),
+                })?;
         }
         if let Some(replicas) = values.replicas {
             config.replicas = positive::<u32>(&replicas, "POS_GATEWAY_REPLICAS")?
@@ -1076,6 +1096,28 @@ mod tests {
             .to_string();
             assert!(
                 error.starts_with("POS_GATEWAY_SYNC_INTERVAL: ") && error.contains(bad),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scheduled_sync_walks_every_customer_daily_unless_told_otherwise() {
+        let default = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(default.sync_full_every, Duration::from_secs(24 * 3600));
+        let weekly = Config::from_sources(None, env(&[("POS_GATEWAY_SYNC_FULL_EVERY", "7d")]));
+        assert_eq!(
+            weekly.unwrap().sync_full_every,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        for bad in ["0s", "off", "daily"] {
+            let error = Config::from_sources(None, move |key: &str| {
+                (key == "POS_GATEWAY_SYNC_FULL_EVERY").then(|| bad.to_owned())
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.starts_with("POS_GATEWAY_SYNC_FULL_EVERY: ") && error.contains(bad),
                 "{error}"
             );
         }

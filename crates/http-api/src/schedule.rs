@@ -9,11 +9,13 @@
 //! store is skipped; if taken, the last run is read again (another replica may have run it
 //! between the look and the lease) and the store synced only if still due. A run records its
 //! start before its first page, so a replica that takes the lease after it finds it recent.
-//! The run is the same pass as `pos-gateway sync` (resumed from the cursor an interrupted run
-//! left, with its sweep for deleted customers), without a progress bar.
-//!
-//! Incremental sync: the POS port has no "modified since" parameter yet, so each run is a full
-//! pass over the store's customers (resuming an interrupted one where it stopped).
+//! The run is the pass `pos-gateway sync` makes, without a progress bar, and incremental: it
+//! resumes a pass an interrupted run left; otherwise it asks the POS for the customers changed
+//! since the last complete pass began (less a few minutes, for clocks), by each vendor's
+//! modified-since listing ([`domain::CustomerQuery::changed_since`]); and once a day
+//! (`POS_GATEWAY_SYNC_FULL_EVERY`), or when the store never had a complete full pass, it
+//! walks every customer and then looks for those gone at the POS, which a listing of changes
+//! cannot show.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use futures::StreamExt as _;
 use indicatif::ProgressBar;
 use persistence::Database;
 
-use crate::sync::{SYNC_LEASE, lease_owner, leased_pass};
+use crate::sync::{SYNC_LEASE, Want, lease_owner, leased_pass};
 
 /// Stores one replica syncs at once.
 const STORES_AT_ONCE: usize = 4;
@@ -35,6 +37,16 @@ pub fn tick(interval: Duration) -> Duration {
     (interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(60))
 }
 
+/// How often the scheduled sync runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Every {
+    /// A pass per store this often (`POS_GATEWAY_SYNC_INTERVAL`).
+    pub interval: Duration,
+    /// A full pass per store this often (`POS_GATEWAY_SYNC_FULL_EVERY`); incremental ones
+    /// in between.
+    pub full_pass: Duration,
+}
+
 /// The background task of the scheduled sync, until [`ScheduledSync::stop`].
 pub struct ScheduledSync {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -43,9 +55,9 @@ pub struct ScheduledSync {
 
 impl ScheduledSync {
     /// Starts it on the current Tokio runtime.
-    pub fn spawn(interval: Duration, service: Arc<CustomerService>, database: Database) -> Self {
+    pub fn spawn(every: Every, service: Arc<CustomerService>, database: Database) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(sync_until(interval, service, database, stopped));
+        let task = tokio::spawn(sync_until(every, service, database, stopped));
         Self { stop, task }
     }
 
@@ -61,23 +73,24 @@ impl ScheduledSync {
 }
 
 async fn sync_until(
-    interval: Duration,
+    every: Every,
     service: Arc<CustomerService>,
     database: Database,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let owner = lease_owner();
     tracing::info!(
-        interval_s = interval.as_secs_f64(),
+        interval_s = every.interval.as_secs_f64(),
+        full_pass_every_s = every.full_pass.as_secs_f64(),
         replica = %owner,
         "scheduled sync of every vendor store started"
     );
     loop {
         let round = async {
-            if let Err(e) = sync_due(interval, &service, &database, &owner).await {
+            if let Err(e) = sync_due(every, &service, &database, &owner).await {
                 tracing::warn!(error = %format!("{e:#}"), "scheduled sync: cannot list the stores due; trying again");
             }
-            tokio::time::sleep(tick(interval)).await;
+            tokio::time::sleep(tick(every.interval)).await;
         };
         tokio::select! {
             _ = &mut stopped => break,
@@ -96,7 +109,7 @@ fn ran_within(interval: Duration, started_at: chrono::DateTime<Utc>) -> bool {
 
 /// Syncs, a few at once, the vendor stores due.
 async fn sync_due(
-    interval: Duration,
+    every: Every,
     service: &CustomerService,
     database: &Database,
     owner: &str,
@@ -104,7 +117,7 @@ async fn sync_due(
     let runs = database.sync_runs().all().await?;
     let recent: std::collections::HashSet<StoreId> = runs
         .iter()
-        .filter(|run| ran_within(interval, run.started_at))
+        .filter(|run| ran_within(every.interval, run.started_at))
         .map(|run| run.store)
         .collect();
     let due: Vec<StoreId> = database
@@ -117,7 +130,7 @@ async fn sync_due(
         .collect();
     futures::stream::iter(due)
         .for_each_concurrent(STORES_AT_ONCE, |store| {
-            sync_if_due(interval, service, database, owner, store)
+            sync_if_due(every, service, database, owner, store)
         })
         .await;
     Ok(())
@@ -125,7 +138,7 @@ async fn sync_due(
 
 /// Takes the store's lease and syncs it, unless another replica holds it or ran it lately.
 async fn sync_if_due(
-    interval: Duration,
+    every: Every,
     service: &CustomerService,
     database: &Database,
     owner: &str,
@@ -141,7 +154,7 @@ async fn sync_if_due(
         }
     }
     let store = match database.sync_runs().of(id).await {
-        Ok(Some(run)) if ran_within(interval, run.started_at) => None,
+        Ok(Some(run)) if ran_within(every.interval, run.started_at) => None,
         Ok(_) => match database.stores().store_by_id(id).await {
             Ok(store) => store,
             Err(e) => {
@@ -166,6 +179,9 @@ async fn sync_if_due(
         database,
         &store,
         owner,
+        Want::Scheduled {
+            full_every: every.full_pass,
+        },
         false,
         &ProgressBar::hidden(),
     )
@@ -173,6 +189,7 @@ async fn sync_if_due(
     match outcome {
         Ok(()) => tracing::info!(
             store = %id,
+            pass = progress.kind.map_or("", |kind| kind.as_str()),
             copied = progress.copied,
             removed = progress.removed,
             "scheduled sync of the store done"

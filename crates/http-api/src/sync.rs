@@ -1,7 +1,9 @@
 //! `pos-gateway sync --catalog ID`: copies every customer of the store's POS into the mirror,
 //! a page at a time, with a progress bar; then, the pass being complete, marks deleted
 //! (tombstones) the mirror's customers of the store the POS no longer has. `serve`'s scheduled
-//! sync (`crate::schedule`) runs the same pass; `sync --status` shows where each store's stands.
+//! sync (`crate::schedule`) runs the same code, mostly as incremental passes (the customers
+//! changed since the last complete pass; no sweep); `sync --status` shows where each store's
+//! stands, and where it is synced through.
 //!
 //! One process at a time: a run takes the store's lease (`sync_leases`, shared by every
 //! process on the database), renews it every 20 s while it runs and gives it up at the end; a
@@ -28,13 +30,17 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::{
     CatalogId, CustomerError, CustomerService, PageToken, PosError, Store, StoreId,
     StoreRegistry as _, Vendor,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use persistence::{Database, Settings, SyncLease, SyncLeases, SyncOutcome, SyncResult, SyncRun};
+use persistence::{
+    CompletedPass, Database, PassKind, Settings, SyncLease, SyncLeases, SyncOutcome, SyncResult,
+    SyncRun,
+};
 use serde_json::json;
 
 use crate::config::Config;
@@ -56,6 +62,9 @@ struct Keys {
     pass: String,
     /// Present once the pass copied its last page: where its sweep goes on (`""`: the start).
     sweep: String,
+    /// Present while an incremental pass is part way: the time it lists changes from (RFC 3339),
+    /// so a resumed pass asks every page with the same.
+    since: String,
 }
 
 impl Keys {
@@ -64,11 +73,12 @@ impl Keys {
             cursor: format!("sync_cursor:{store}"),
             pass: format!("sync_pass:{store}"),
             sweep: format!("sync_sweep:{store}"),
+            since: format!("sync_since:{store}"),
         }
     }
 
     async fn clear(&self, settings: &Settings) -> anyhow::Result<()> {
-        for key in [&self.cursor, &self.pass, &self.sweep] {
+        for key in [&self.cursor, &self.pass, &self.sweep, &self.since] {
             settings.remove(key).await?;
         }
         Ok(())
@@ -105,6 +115,92 @@ impl Patience {
     }
 }
 
+/// How far before the last complete pass's start an incremental pass asks from: for the
+/// POS's clock being behind ours, and for changes the POS stamped while that pass read.
+const CHANGED_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// What a run is asked to do, when no pass is part way (one that is, is resumed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Walk every customer (`pos-gateway sync`).
+    Full,
+    /// What the scheduled sync does: the changes since the last complete pass, or every
+    /// customer (then a look for those gone at the POS, which a listing of changes cannot
+    /// show) when the store has had no complete full pass for `full_every`
+    /// (`POS_GATEWAY_SYNC_FULL_EVERY`).
+    Scheduled { full_every: Duration },
+}
+
+/// The pass a run works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    kind: PassKind,
+    /// Incremental passes: what changed since when.
+    since: Option<DateTime<Utc>>,
+    /// A pass part way, resumed.
+    resumed: bool,
+}
+
+/// The pass for `want`, from what the store's last runs left. `restart` forgets a pass part way.
+async fn plan(
+    database: &Database,
+    store: StoreId,
+    want: Want,
+    restart: bool,
+) -> anyhow::Result<Plan> {
+    let settings = database.settings();
+    let keys = Keys::of(store);
+    if restart {
+        keys.clear(&settings).await?;
+    }
+    let part_way =
+        settings.get(&keys.cursor).await?.is_some() || settings.get(&keys.sweep).await?.is_some();
+    if part_way {
+        let since = settings.get(&keys.since).await?;
+        return Ok(match since {
+            None => Plan {
+                kind: PassKind::Full,
+                since: None,
+                resumed: true,
+            },
+            Some(text) => Plan {
+                kind: PassKind::Incremental,
+                since: Some(
+                    DateTime::parse_from_rfc3339(&text)
+                        .with_context(|| format!("settings key {} is not a time", keys.since))?
+                        .with_timezone(&Utc),
+                ),
+                resumed: true,
+            },
+        });
+    }
+    let full = Plan {
+        kind: PassKind::Full,
+        since: None,
+        resumed: false,
+    };
+    let Want::Scheduled { full_every } = want else {
+        return Ok(full);
+    };
+    let Some(run) = database.sync_runs().of(store).await? else {
+        return Ok(full);
+    };
+    let full_is_recent = run.full_pass_at.is_some_and(|at| {
+        Utc::now()
+            .signed_duration_since(at)
+            .to_std()
+            .map_or(true, |age| age < full_every)
+    });
+    Ok(match run.synced_through {
+        Some(through) if full_is_recent => Plan {
+            kind: PassKind::Incremental,
+            since: Some(through - CHANGED_OVERLAP),
+            resumed: false,
+        },
+        _ => full,
+    })
+}
+
 /// How long a sync's lease holds without renewal: a process that died gives the store up
 /// this long after its last renewal.
 pub const SYNC_LEASE: Duration = Duration::from_secs(60);
@@ -117,6 +213,8 @@ pub(crate) struct Progress {
     pub(crate) copied: u64,
     pub(crate) removed: u64,
     pub(crate) resumed: bool,
+    /// The kind of pass the run worked on, once known.
+    pub(crate) kind: Option<PassKind>,
 }
 
 pub async fn run(
@@ -172,18 +270,35 @@ pub async fn run(
         bar
     };
     let _logs_around_the_bar = crate::progress::show(&bar);
-    let (progress, outcome) = leased_pass(&service, database, &store, &owner, restart, &bar).await;
+    let (progress, outcome) = leased_pass(
+        &service,
+        database,
+        &store,
+        &owner,
+        Want::Full,
+        restart,
+        &bar,
+    )
+    .await;
     outcome?;
     bar.finish_and_clear();
     let Progress {
         copied,
         removed,
         resumed,
+        kind,
     } = progress;
+    let kind = kind.unwrap_or(PassKind::Full).as_str();
     if json {
         println!(
             "{}",
-            json!({"store": store.id, "copied": copied, "resumed": resumed, "removed": removed})
+            json!({"store": store.id, "pass": kind, "copied": copied, "resumed": resumed, "removed": removed})
+        );
+    } else if kind == PassKind::Incremental.as_str() {
+        println!(
+            "copied {copied} customers of store {} ({}) into the mirror (the interrupted \
+             incremental pass, resumed: customers changed at the POS since it began)",
+            store.id, store.name
         );
     } else {
         println!(
@@ -195,30 +310,40 @@ pub async fn run(
     Ok(())
 }
 
-/// One run of the store's sync by `owner`, who has just taken its lease: recorded in
-/// `sync_runs` (its start, then its outcome), the lease renewed while it runs and given up
-/// after. A run whose lease was taken over (this process stalled past it) stops.
+/// One run of the store's sync by `owner`, who has just taken its lease: the pass part way
+/// resumed, or a new one as `want` says; recorded in `sync_runs` (its start and kind, then its
+/// outcome, and the pass it completed), the lease renewed while it runs and given up after. A
+/// run whose lease was taken over (this process stalled past it) stops.
 pub(crate) async fn leased_pass(
     service: &CustomerService,
     database: &Database,
     store: &Store,
     owner: &str,
+    want: Want,
     restart: bool,
     bar: &ProgressBar,
 ) -> (Progress, anyhow::Result<()>) {
     let runs = database.sync_runs();
     let leases = database.sync_leases();
     let mut progress = Progress::default();
-    let outcome = match runs.started(store.id).await {
-        Err(e) => Err(e.into()),
-        Ok(_) => {
-            let pass = pass(service, database, store, restart, bar, &mut progress);
-            tokio::select! {
-                outcome = pass => outcome,
-                lost = keep_lease(&leases, store.id, owner) => Err(lost),
-            }
-        }
-    };
+    let mut completed = None;
+    let outcome = async {
+        let plan = plan(database, store.id, want, restart).await?;
+        progress.resumed = plan.resumed;
+        progress.kind = Some(plan.kind);
+        runs.started(store.id, plan.kind).await?;
+        let pass = pass(service, database, store, plan, bar, &mut progress);
+        let started = tokio::select! {
+            outcome = pass => outcome?,
+            lost = keep_lease(&leases, store.id, owner) => return Err(lost),
+        };
+        completed = started.map(|started_at| CompletedPass {
+            kind: plan.kind,
+            started_at,
+        });
+        Ok(())
+    }
+    .await;
     let result = SyncResult {
         outcome: if outcome.is_ok() {
             SyncOutcome::Ok
@@ -228,6 +353,7 @@ pub(crate) async fn leased_pass(
         copied: progress.copied,
         removed: progress.removed,
         error: outcome.as_ref().err().map(|e| format!("{e:#}")),
+        completed,
     };
     if let Err(e) = runs.finished(store.id, &result).await {
         tracing::warn!(store = %store.id, error = %e, "could not record the end of a sync");
@@ -264,42 +390,44 @@ async fn keep_lease(leases: &SyncLeases, store: StoreId, owner: &str) -> anyhow:
     }
 }
 
-/// The pass itself: pages from where the last run stopped (the start with `restart`), then the
-/// sweep. `progress` says what it did, also when it fails.
+/// The pass itself: pages from where the last run stopped (or the first), then, for a full
+/// pass, the sweep. `progress` says what it did, also when it fails. When it completes: its
+/// start, if known (a pass resumed from a cursor kept by an older version has none).
 async fn pass(
     service: &CustomerService,
     database: &Database,
     store: &Store,
-    restart: bool,
+    plan: Plan,
     bar: &ProgressBar,
     progress: &mut Progress,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<DateTime<Utc>>> {
     let settings = database.settings();
     let keys = Keys::of(store.id);
-    if restart {
-        keys.clear(&settings).await?;
-    }
     let mut next = settings.get(&keys.cursor).await?.map(PageToken);
     let mut sweep = settings.get(&keys.sweep).await?;
-    let resumed = next.is_some() || sweep.is_some();
-    progress.resumed = resumed;
-    let pass_started: Option<DateTime<Utc>> = if resumed {
+    let pass_started: Option<DateTime<Utc>> = if plan.resumed {
         settings
             .get(&keys.pass)
             .await?
             .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
             .map(|time| time.with_timezone(&Utc))
     } else {
-        // Before the first page is asked for: everything the pass copies is seen after it.
+        // Before the first page is asked for: everything the pass copies is seen after it, and
+        // every change made at the POS before it is copied by it.
         let now = Utc::now();
+        if let Some(since) = plan.since {
+            settings.set(&keys.since, &since.to_rfc3339()).await?;
+        }
         settings.set(&keys.pass, &now.to_rfc3339()).await?;
         Some(now)
     };
 
-    if resumed {
+    if plan.resumed {
         bar.println(format!(
-            "resuming the interrupted sync of store {} ({}); --restart starts over",
-            store.id, store.name
+            "resuming the interrupted {} sync of store {} ({}); --restart starts over",
+            plan.kind.as_str(),
+            store.id,
+            store.name
         ));
     }
     if pass_started.is_none() {
@@ -311,7 +439,10 @@ async fn pass(
 
     let mut patience = Patience { waits: 0 };
     while sweep.is_none() {
-        match service.sync_page(store, next.clone(), PAGE_SIZE).await {
+        match service
+            .sync_page(store, next.clone(), PAGE_SIZE, plan.since)
+            .await
+        {
             Ok(page) => {
                 patience.answered(bar);
                 progress.copied += page.copied as u64;
@@ -322,9 +453,11 @@ async fn pass(
                         next = Some(token);
                     }
                     None => {
-                        // The pass is complete: its sweep is due (kept before the cursor goes,
-                        // so a stop in between resumes with the sweep, not a new pass).
-                        if pass_started.is_some() {
+                        // Every page is copied. A full pass's sweep is due (kept before the
+                        // cursor goes, so a stop in between resumes with the sweep, not a new
+                        // pass); an incremental pass has none: what did not change is not in
+                        // its listing, gone or not.
+                        if pass_started.is_some() && plan.kind == PassKind::Full {
                             settings.set(&keys.sweep, "").await?;
                         }
                         settings.remove(&keys.cursor).await?;
@@ -351,7 +484,7 @@ async fn pass(
         }
     }
 
-    if let Some(pass_started) = pass_started {
+    if let (Some(pass_started), PassKind::Full) = (pass_started, plan.kind) {
         bar.set_message("looking for customers gone at the POS");
         let mut after = sweep.filter(|position| !position.is_empty()).map(PageToken);
         loop {
@@ -388,7 +521,7 @@ async fn pass(
         }
     }
     keys.clear(&settings).await?;
-    Ok(())
+    Ok(pass_started)
 }
 
 /// A new name for a holder of sync leases (a `sync` command, or one `serve`'s scheduled sync):
@@ -449,6 +582,15 @@ struct StoreSyncStatus {
     cursor: Option<String>,
     /// A pass copied its last page and its sweep for deleted customers is part way.
     sweeping: bool,
+    /// An incremental pass is part way: the time it lists changes from.
+    changed_since: Option<String>,
+    /// When the last complete pass started: every change at the POS before then is in the
+    /// mirror (the next incremental pass asks from a little before it).
+    #[serde(serialize_with = "rfc3339_or_null")]
+    synced_through: Option<DateTime<Utc>>,
+    /// When the last complete full pass started (the next is due a day later).
+    #[serde(serialize_with = "rfc3339_or_null")]
+    last_full_pass: Option<DateTime<Utc>>,
     /// Who syncs it now (a lease that holds), if anybody.
     running_by: Option<String>,
     last_run: Option<LastRun>,
@@ -465,6 +607,8 @@ struct LastRun {
     /// `interrupted` when the latest never finished and nobody holds its lease (its process
     /// died: the next run resumes it).
     outcome: &'static str,
+    /// `full` or `incremental`: the pass the latest run worked on.
+    pass: Option<&'static str>,
     copied: Option<u64>,
     removed: Option<u64>,
     error: Option<String>,
@@ -523,6 +667,7 @@ async fn statuses(database: &Database, with_cursors: bool) -> anyhow::Result<Vec
                 started_at: run.started_at,
                 finished_at: run.finished_at,
                 outcome,
+                pass: run.kind.map(PassKind::as_str),
                 copied: result.map(|r| r.copied),
                 removed: result.map(|r| r.removed),
                 error: result.and_then(|r| r.error.clone()),
@@ -539,6 +684,13 @@ async fn statuses(database: &Database, with_cursors: bool) -> anyhow::Result<Vec
                 None
             },
             sweeping: with_cursors && settings.get(&keys.sweep).await?.is_some(),
+            changed_since: if with_cursors {
+                settings.get(&keys.since).await?
+            } else {
+                None
+            },
+            synced_through: runs.get(&store.id).and_then(|run| run.synced_through),
+            last_full_pass: runs.get(&store.id).and_then(|run| run.full_pass_at),
             running_by,
             last_run,
         });
@@ -574,7 +726,8 @@ pub async fn status(database: &Database, json: bool) -> anyhow::Result<()> {
                     _ => String::new(),
                 };
                 println!(
-                    "  last run:  started {}{ended}: {}",
+                    "  last run:  {}started {}{ended}: {}",
+                    run.pass.map(|p| format!("{p} pass, ")).unwrap_or_default(),
                     time(&run.started_at),
                     run.outcome
                 );
@@ -595,6 +748,17 @@ pub async fn status(database: &Database, json: bool) -> anyhow::Result<()> {
         }
         if let Some(owner) = &status.running_by {
             println!("  running:   by {owner}");
+        }
+        if let Some(through) = &status.synced_through {
+            let full = status
+                .last_full_pass
+                .as_ref()
+                .map(|at| format!(" (last full pass {})", time(at)))
+                .unwrap_or_default();
+            println!("  synced:    through {}{full}", time(through));
+        }
+        if let Some(since) = &status.changed_since {
+            println!("  changes:   the pass part way lists those since {since}");
         }
         match (&status.cursor, status.sweeping) {
             (Some(cursor), _) => println!("  cursor:    {cursor} (the next run resumes there)"),
@@ -645,8 +809,16 @@ async fn sync_metrics(database: &Database) -> anyhow::Result<Vec<prometheus::pro
         "pos_gateway_sync_running",
         "1 while a process holds the store's sync lease.",
     )?;
+    let through = gauge(
+        "pos_gateway_sync_synced_through_seconds",
+        "When the store's last complete sync pass started (Unix time): the POS's changes before then are in the mirror.",
+    )?;
+    let full = gauge(
+        "pos_gateway_sync_last_full_pass_seconds",
+        "When the store's last complete full sync pass started (Unix time).",
+    )?;
     let registry = Registry::new();
-    for collector in [&started, &finished, &ok, &copied, &running] {
+    for collector in [&started, &finished, &ok, &copied, &running, &through, &full] {
         registry.register(Box::new(collector.clone()))?;
     }
     for status in statuses(database, false).await? {
@@ -655,6 +827,12 @@ async fn sync_metrics(database: &Database) -> anyhow::Result<Vec<prometheus::pro
         running
             .with_label_values(&labels)
             .set(i64::from(status.running_by.is_some()));
+        if let Some(at) = status.synced_through {
+            through.with_label_values(&labels).set(at.timestamp());
+        }
+        if let Some(at) = status.last_full_pass {
+            full.with_label_values(&labels).set(at.timestamp());
+        }
         let Some(run) = status.last_run else {
             continue;
         };

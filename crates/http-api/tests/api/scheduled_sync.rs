@@ -25,6 +25,7 @@ on_both_databases!(
     a_second_sync_of_a_store_being_synced_says_so_and_fails,
     sync_status_shows_each_vendor_stores_cursor_last_run_and_outcome,
     the_scheduled_sync_runs_each_store_once_per_interval_across_replicas,
+    the_scheduled_sync_copies_what_changed_and_walks_everyone_each_full_period,
 );
 
 fn treez() -> Box<dyn VendorDouble> {
@@ -365,5 +366,130 @@ async fn the_scheduled_sync_runs_each_store_once_per_interval_across_replicas(db
         let series = format!("pos_gateway_sync_last_run_ok{{store=\"{store}\"}} 1");
         assert!(metrics.contains(&series), "no {series} in:\n{metrics}");
     }
+    drop(serving);
+}
+
+/// After a full `pos-gateway sync`, `serve`'s scheduled sync (`POS_GATEWAY_SYNC_INTERVAL=1s`,
+/// `POS_GATEWAY_SYNC_FULL_EVERY=5s`) asks Treez only for what changed since the last complete
+/// pass began (less five minutes, for clocks: not the 1970 of a full listing), so it copies the
+/// customer created and the one edited at the register, and not the two untouched; it cannot
+/// see the one deleted at the register. Its next full pass walks everyone and marks that one
+/// deleted. `sync --status` and `/metrics` say where the store is synced through.
+async fn the_scheduled_sync_copies_what_changed_and_walks_everyone_each_full_period(db: Db) {
+    let app = spawn_app(db).await;
+    let double = treez();
+    let old: Vec<String> = (1..=4)
+        .map(|n| double.seed_customer(&SeedCustomer::numbered(n)))
+        .collect();
+    let weeks_ago = chrono::Utc::now() - chrono::TimeDelta::days(60);
+    for id in &old {
+        assert!(double.set_last_changed(id, weeks_ago));
+    }
+    let store = app
+        .add_vendor_store("kiosk", Vendor::Treez, double.unthrottled_store_config())
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = gateway(&app)
+        .env("POS_GATEWAY_SYNC_INTERVAL", "1s")
+        .env("POS_GATEWAY_SYNC_FULL_EVERY", "5s")
+        .log(dir.path().join("serve.log"));
+    let report = admin(&gateway, &["sync", "--catalog", "kiosk"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (&report["pass"], &report["copied"]),
+        (&Value::from("full"), &Value::from(4))
+    );
+    let first = app.database.sync_runs().of(store).await.unwrap().unwrap();
+    let through = first.synced_through.expect("a complete pass");
+    assert_eq!(first.full_pass_at, Some(through));
+
+    // At the register: a new customer, an old one edited, another deleted.
+    double.seed_customer(&SeedCustomer::numbered(5));
+    assert!(double.set_last_changed(&old[1], chrono::Utc::now()));
+    assert!(double.delete_customer(&old[2]));
+    let lists_before = double.double().calls().len();
+    let serving = {
+        let gateway = gateway.clone();
+        tokio::task::spawn_blocking(move || gateway.serve().unwrap())
+            .await
+            .unwrap()
+    };
+
+    // Each run the store's row shows, once finished: its kind, copied and removed.
+    let mut runs: Vec<(String, u64, u64)> = Vec::new();
+    let mut last_finished = first.finished_at;
+    let began = Instant::now();
+    while !runs.iter().any(|(kind, _, _)| kind == "full") {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "no full pass in 20 s: {runs:?}\n{}",
+            gateway.log_text()
+        );
+        let run = app.database.sync_runs().of(store).await.unwrap().unwrap();
+        if !run.unfinished() && run.finished_at != last_finished {
+            last_finished = run.finished_at;
+            let result = run.result.unwrap();
+            assert_eq!(result.outcome, persistence::SyncOutcome::Ok, "{result:?}");
+            runs.push((
+                run.kind.unwrap().as_str().to_owned(),
+                result.copied,
+                result.removed,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let (first_kind, copied, removed) = &runs[0];
+    assert_eq!(
+        (first_kind.as_str(), *copied, *removed),
+        ("incremental", 2, 0),
+        "the new and the edited customer: {runs:?}"
+    );
+    let full = runs.iter().find(|(kind, _, _)| kind == "full").unwrap();
+    assert_eq!(
+        (full.1, full.2),
+        (4, 1),
+        "everyone left, and the deleted one: {runs:?}"
+    );
+
+    // The incremental pass's list call: from the first pass's start, less five minutes.
+    let since = (through - chrono::TimeDelta::minutes(5) - chrono::TimeDelta::milliseconds(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3f+00:00")
+        .to_string();
+    let lists: Vec<String> = double.double().calls()[lists_before..]
+        .iter()
+        .filter(|call| call.op == Op::List)
+        .map(|call| call.path.clone())
+        .collect();
+    assert!(
+        lists.first().is_some_and(
+            |path| path.contains(&format!("/customer/lastUpdated/after/{since}/page/1/"))
+        ),
+        "{lists:?}"
+    );
+    assert!(
+        lists
+            .iter()
+            .any(|path| path.contains("/after/1970-01-01T00:00:00.000+00:00/")),
+        "the full pass lists from 1970: {lists:?}"
+    );
+
+    let status = admin(&gateway, &["sync", "--status"]).await.unwrap();
+    let shown = &status["stores"][0];
+    let synced: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(shown["synced_through"].clone()).unwrap();
+    assert!(synced > through, "{status}");
+    assert!(shown["last_full_pass"].is_string(), "{status}");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", serving.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("pos_gateway_sync_synced_through_seconds{{store=\"{store}\"}} ");
+    assert!(metrics.contains(&series), "no {series} in:\n{metrics}");
     drop(serving);
 }
