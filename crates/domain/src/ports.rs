@@ -380,6 +380,14 @@ pub trait CustomerMirror: Send + Sync {
         unknown: &[OptionalField],
     ) -> Result<Vec<Customer>, RepositoryError>;
 
+    /// The same copy of a POS's read answer, made after the answer instead of before it:
+    /// queued (bounded), written in batches, and dropped (counted) when the queue is full, for
+    /// the next read or sync to make. Only for answers that need nothing from the mirror (the
+    /// POS gives every field back, `unknown` is empty); creates and updates use
+    /// [`CustomerMirror::upsert`], whose write is never dropped. A copy made behind never
+    /// overwrites a newer one, nor brings back a customer marked deleted after it was read.
+    fn upsert_behind(&self, store: StoreId, customers: Vec<Customer>);
+
     async fn find(
         &self,
         store: StoreId,

@@ -98,6 +98,7 @@ async fn metrics(
         families.extend(vendor.gather());
     }
     families.extend(crate::sync::metric_families(&state.database).await);
+    families.extend(write_behind_families(&state.database));
     let mut text = Vec::new();
     TextEncoder::new()
         .encode(&families, &mut text)
@@ -105,6 +106,34 @@ async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
+}
+
+/// The mirror's copies of read answers written behind them (`persistence::BehindStats`), as
+/// counters: the process's own, read at each scrape.
+fn write_behind_families(database: &Database) -> Vec<prometheus::proto::MetricFamily> {
+    let stats = database.write_behind_stats();
+    let counter = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "pos_gateway_mirror_writes_behind_total",
+            "Customers of POS read answers copied into the mirror after the answer, by outcome: written, dropped (the queue was full; the next read or sync copies them) or failed.",
+        ),
+        &["outcome"],
+    );
+    let Ok(counter) = counter else {
+        return Vec::new();
+    };
+    for (outcome, n) in [
+        ("written", stats.written),
+        ("dropped", stats.dropped),
+        ("failed", stats.failed),
+    ] {
+        counter.with_label_values(&[outcome]).inc_by(n);
+    }
+    let registry = Registry::new();
+    if registry.register(Box::new(counter)).is_err() {
+        return Vec::new();
+    }
+    registry.gather()
 }
 
 /// The API, the OpenAPI document and `/healthz`: what the public listener always serves.

@@ -15,8 +15,9 @@ use diesel_async::pooled_connection::{
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use domain::{RepositoryError, StoreId};
+use domain::{Customer, RepositoryError, StoreId};
 
+use crate::behind::BehindStats;
 use crate::credentials::CredentialsKey;
 use crate::idempotency::IdempotencyRecords;
 use crate::locks::Locks;
@@ -104,6 +105,8 @@ pub struct Database {
     location: Arc<Location>,
     /// Seals and opens vendor credentials in store configs; `None`: only empty configs.
     pub(crate) credentials: Option<Arc<CredentialsKey>>,
+    /// The mirror's copies of read answers, written behind them (started at the first).
+    behind: Arc<std::sync::OnceLock<Option<crate::behind::WriteBehind>>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -163,6 +166,7 @@ impl Database {
             relaxed,
             location: Arc::new(location),
             credentials: None,
+            behind: Arc::default(),
         };
         let backend = database.backend();
         database
@@ -237,6 +241,35 @@ impl Database {
 
     pub fn mirror(&self) -> Mirror {
         Mirror::new(self.clone())
+    }
+
+    /// Queues read answers for the mirror (see [`crate::behind`]); the writer starts with
+    /// the first, on the runtime of whoever sent it.
+    pub(crate) fn write_behind(
+        &self,
+        store: StoreId,
+        customers: Vec<Customer>,
+        seen: chrono::NaiveDateTime,
+    ) {
+        let writer = self
+            .behind
+            .get_or_init(|| crate::behind::WriteBehind::start(self.mirror()));
+        match writer {
+            Some(writer) => writer.send(store, customers, seen),
+            None => tracing::warn!(
+                dropped = customers.len(),
+                "no async runtime to copy a read answer into the mirror on"
+            ),
+        }
+    }
+
+    /// What the mirror's copies written behind read answers came to, in this process.
+    pub fn write_behind_stats(&self) -> BehindStats {
+        self.behind
+            .get()
+            .and_then(Option::as_ref)
+            .map(crate::behind::WriteBehind::stats)
+            .unwrap_or_default()
     }
 
     pub fn idempotency(&self) -> IdempotencyRecords {

@@ -34,6 +34,7 @@ pub(crate) struct Relaxed {
     pub(crate) pool: database::Pool,
 }
 
+mod behind;
 mod credentials;
 mod database;
 mod idempotency;
@@ -48,6 +49,7 @@ mod sync;
 mod tls;
 mod vendor_state;
 
+pub use behind::BehindStats;
 pub use credentials::{CredentialsError, CredentialsKey, InvalidCredentialsKey, KEY_FORMAT};
 pub use database::{Backend, Database, PersistenceError};
 pub use idempotency::IdempotencyRecords;

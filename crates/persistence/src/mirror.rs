@@ -277,6 +277,65 @@ impl Mirror {
         Self { db }
     }
 
+    /// Writes POS answers as of the time each came (the read answers queued by
+    /// [`CustomerMirror::upsert_behind`]): a row that something wrote or marked deleted after
+    /// that time is left as it is (the statement's `WHERE`), so a copy that waited never makes
+    /// the mirror older. Nothing is kept of a row (the answers carry every field).
+    pub async fn upsert_seen(
+        &self,
+        store: StoreId,
+        rows: &[(Customer, NaiveDateTime)],
+    ) -> Result<(), RepositoryError> {
+        use customers::dsl as c;
+        let mut rows: Vec<NewCustomerRow> = rows
+            .iter()
+            .map(|(customer, seen)| NewCustomerRow::of(store, customer, *seen))
+            .collect();
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(UPSERT_CHUNK));
+            let chunk = std::mem::replace(&mut rows, rest);
+            // `ON CONFLICT ... DO UPDATE ... WHERE`: only rows older than the answer change.
+            let newer = c::seen_at
+                .le(excluded(c::seen_at))
+                .and(c::updated_at.le(excluded(c::seen_at)))
+                .and(c::deleted_at.is_null().or(c::deleted_at.le(
+                    diesel::NullableExpressionMethods::nullable(excluded(c::seen_at)),
+                )));
+            match &self.db.relaxed() {
+                Pool::Postgres(pool) => {
+                    let mut conn = checkout(pool).await?;
+                    let statement = diesel::query_dsl::methods::FilterDsl::filter(
+                        upsert_statement!(&chunk, Keep::default()),
+                        newer,
+                    );
+                    diesel_async::RunQueryDsl::execute(statement, &mut *conn)
+                        .await
+                        .map_err(db_error)?;
+                }
+                // Diesel has no multi-row upsert with a `WHERE` for SQLite: a row at a time, in
+                // one transaction (a local file: no round trips to save).
+                Pool::Sqlite(pool) => {
+                    let mut conn = checkout(pool).await?;
+                    conn.spawn_blocking(move |conn| {
+                        diesel::Connection::transaction(conn, |conn| {
+                            for row in &chunk {
+                                let statement = diesel::query_dsl::methods::FilterDsl::filter(
+                                    upsert_statement!(row, Keep::default()),
+                                    newer,
+                                );
+                                diesel::RunQueryDsl::execute(statement, conn)?;
+                            }
+                            Ok::<_, diesel::result::Error>(())
+                        })
+                    })
+                    .await
+                    .map_err(db_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Inserts a `local` store's new customer unless the store has one with the same e-mail,
     /// phone or licence: one statement, its unique keys the duplicate check. `false`: it has.
     async fn insert_local(
@@ -405,6 +464,10 @@ impl From<RepositoryError> for UpdateError {
 
 #[async_trait]
 impl CustomerMirror for Mirror {
+    fn upsert_behind(&self, store: StoreId, customers: Vec<Customer>) {
+        self.db.write_behind(store, customers, now());
+    }
+
     /// Inserts new customers and overwrites known ones (matched on the POS's id), in batches.
     async fn upsert(
         &self,

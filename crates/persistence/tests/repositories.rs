@@ -115,6 +115,7 @@ suite!(
     mirror_stores_text_without_control_characters,
     mirror_serves_no_customer_a_full_pass_did_not_see,
     mirror_revives_a_tombstoned_customer_on_any_upsert,
+    mirror_copies_written_behind_reach_it_and_never_make_it_older,
     local_pos_creates_finds_and_updates,
     local_pos_concurrent_patches_both_apply,
     idempotency_lifecycle,
@@ -787,6 +788,75 @@ async fn mirror_serves_no_customer_a_full_pass_did_not_see(db: Database) {
 
 /// A tombstoned customer written again (a live read, a sync, a duplicate found at the POS)
 /// is alive again, with what the POS now says.
+/// A read's copy written behind the answer reaches the mirror (and is counted); one written as
+/// of a time before a later write, or before the customer was marked deleted, changes nothing.
+async fn mirror_copies_written_behind_reach_it_and_never_make_it_older(db: Database) {
+    let mirror = db.mirror();
+    let shop = store(&db, "shop").await;
+    let id = john().customer_id;
+    let noted = |notes: &str| Customer {
+        notes: Some(notes.to_owned()),
+        ..john()
+    };
+    let notes = |c: Option<Customer>| c.and_then(|c| c.notes);
+
+    mirror.upsert_behind(shop, vec![noted("read"), customer("c-2", "Jane", "Roe")]);
+    let began = std::time::Instant::now();
+    while db.write_behind_stats().written < 2 {
+        assert!(began.elapsed() < Duration::from_secs(10), "never written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        notes(mirror.get(shop, &id).await.unwrap()).as_deref(),
+        Some("read")
+    );
+    assert_eq!(db.write_behind_stats().dropped, 0);
+
+    // Read at `before`, written after an update: the update stays.
+    let before = chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(5);
+    mirror.upsert(shop, &[noted("updated")], &[]).await.unwrap();
+    mirror
+        .upsert_seen(shop, &[(noted("stale read"), before)])
+        .await
+        .unwrap();
+    assert_eq!(
+        notes(mirror.get(shop, &id).await.unwrap()).as_deref(),
+        Some("updated")
+    );
+    // A read newer than the row is written.
+    let now = chrono::Utc::now().naive_utc() + chrono::TimeDelta::seconds(1);
+    mirror
+        .upsert_seen(shop, &[(noted("fresh read"), now)])
+        .await
+        .unwrap();
+    assert_eq!(
+        notes(mirror.get(shop, &id).await.unwrap()).as_deref(),
+        Some("fresh read")
+    );
+
+    // Marked deleted (the POS no longer has it) after the read: it stays deleted.
+    let ann = customer("c-3", "Ann", "Lee");
+    let long_ago = chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(60);
+    mirror
+        .upsert_seen(shop, &[(ann.clone(), long_ago)])
+        .await
+        .unwrap();
+    let pass = chrono::Utc::now() - chrono::TimeDelta::seconds(30);
+    assert_eq!(
+        mirror
+            .tombstone(shop, std::slice::from_ref(&ann.customer_id), pass)
+            .await
+            .unwrap(),
+        1
+    );
+    let read_before = chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(10);
+    mirror
+        .upsert_seen(shop, &[(ann.clone(), read_before)])
+        .await
+        .unwrap();
+    assert_eq!(mirror.get(shop, &ann.customer_id).await.unwrap(), None);
+}
+
 async fn mirror_revives_a_tombstoned_customer_on_any_upsert(db: Database) {
     let mirror = db.mirror();
     let shop = store(&db, "shop").await;

@@ -250,6 +250,24 @@ impl CustomerService {
     /// Answers the customers as the mirror now holds them: what the POS never gives back
     /// (`unknown`) filled in from the mirror, so a kiosk sees it on live reads too; the POS's
     /// own answer when the mirror could not be written.
+    /// A read's copy: [`Self::copy_to_mirror`] when the answer needs what only the mirror
+    /// knows; otherwise the answer goes back at once and its copy is written behind it
+    /// ([`CustomerMirror::upsert_behind`]), off the kiosk's wait.
+    async fn copy_read_to_mirror(
+        &self,
+        store: &Store,
+        customers: Vec<Customer>,
+        unknown: &[OptionalField],
+    ) -> Vec<Customer> {
+        if !unknown.is_empty() {
+            return self.copy_to_mirror(store, customers, unknown).await;
+        }
+        if !customers.is_empty() {
+            self.mirror.upsert_behind(store.id, customers.clone());
+        }
+        customers
+    }
+
     async fn copy_to_mirror(
         &self,
         store: &Store,

@@ -106,7 +106,9 @@ impl CustomerService {
             match directory.find(&query).await {
                 Ok(page) => {
                     let unknown = directory.capabilities().unreadable_fields;
-                    let customers = self.copy_to_mirror(&store, page.customers, unknown).await;
+                    let customers = self
+                        .copy_read_to_mirror(&store, page.customers, unknown)
+                        .await;
                     return Ok(Listing {
                         customers,
                         next_cursor: page.next.map(|t| Cursor::encode(DataSource::Pos, t)),
@@ -153,7 +155,9 @@ impl CustomerService {
             match directory.get(id).await {
                 Ok(Some(customer)) => {
                     let unknown = directory.capabilities().unreadable_fields;
-                    let mut stored = self.copy_to_mirror(&store, vec![customer], unknown).await;
+                    let mut stored = self
+                        .copy_read_to_mirror(&store, vec![customer], unknown)
+                        .await;
                     return match stored.pop() {
                         Some(customer) => Ok((customer, DataSource::Pos)),
                         None => Err(CustomerError::CustomerNotFound),

@@ -666,11 +666,17 @@ async fn live_search_results_are_copied_to_the_mirror() {
             next: Some(PageToken("p2".into())),
         })
     });
+    // The POS gives every field back: the answer needs nothing from the mirror, so its copy
+    // is written behind it, not waited for.
+    ports.mirror.expect_upsert().never();
     ports
         .mirror
-        .expect_upsert()
+        .expect_upsert_behind()
+        .withf(|store, cs| {
+            *store == StoreId(7) && cs.len() == 1 && cs[0].customer_id.as_str() == "1"
+        })
         .times(1)
-        .returning(|_, cs, _| Ok(cs.to_vec()));
+        .return_const(());
     let service = ports.build();
     let listing = service
         .list(
@@ -687,6 +693,33 @@ async fn live_search_results_are_copied_to_the_mirror() {
     assert!(
         matches!(Cursor::decode(&listing.next_cursor.unwrap()), Ok(Cursor::Pos(PageToken(t))) if t == "p2")
     );
+}
+
+/// A POS that never gives the licence back: the answer is the mirror's copy, with the licence
+/// the mirror keeps, so that copy is waited for, not written behind.
+#[tokio::test]
+async fn a_live_read_of_a_pos_that_leaves_fields_out_answers_the_mirrors_copy() {
+    let mut ports = Ports::vendor_pos().capabilities(Capabilities {
+        unreadable_fields: &[crate::ports::OptionalField::DriversLicense],
+        ..Capabilities::ALL
+    });
+    ports
+        .directory
+        .expect_get()
+        .returning(|_| Ok(Some(customer("1", "a@b.co"))));
+    ports.mirror.expect_upsert_behind().never();
+    ports.mirror.expect_upsert().times(1).returning(|_, cs, _| {
+        let mut kept = cs[0].clone();
+        kept.drivers_license = Some("D1".into());
+        Ok(vec![kept])
+    });
+    let (found, source) = ports
+        .build()
+        .get(&catalog(), &CustomerId::parse("1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(source, DataSource::Pos);
+    assert_eq!(found.drivers_license.as_deref(), Some("D1"));
 }
 
 #[tokio::test]
