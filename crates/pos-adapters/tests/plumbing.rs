@@ -37,6 +37,7 @@ fn settings() -> Settings {
             failure_threshold: 100,
             open_for: Duration::from_secs(30),
         },
+        max_in_flight: 256,
         shared: None,
     }
 }
@@ -91,6 +92,41 @@ async fn a_slow_vendor_is_a_timeout_within_the_bound() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A burst above the store's calls in flight waits its turn instead of opening a connection
+/// each: nine calls to a vendor that takes 200 ms, three at a time, take three rounds, and
+/// every one is answered.
+#[tokio::test]
+async fn a_burst_waits_its_turn_among_the_stores_calls_in_flight() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ok(json!({})).set_delay(Duration::from_millis(200)))
+        .mount(&server)
+        .await;
+    let http = Arc::new(http(
+        &server,
+        Settings {
+            max_in_flight: 3,
+            ..settings()
+        },
+    ));
+    let started = Instant::now();
+    let calls: Vec<_> = (0..9)
+        .map(|_| {
+            let http = http.clone();
+            tokio::spawn(async move { http.read(http.request(Method::GET, ["customers"])).await })
+        })
+        .collect();
+    for call in calls {
+        assert!(call.await.unwrap().is_ok());
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(590) && took < Duration::from_millis(1500),
+        "three rounds of three: {took:?}"
+    );
+    assert_eq!(requests_seen(&server).await, 9);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! One store's HTTP client to its vendor: timeouts, retries, rate limit, breaker, bounds.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{PosError, Vendor, VendorResponse};
@@ -57,6 +58,9 @@ pub struct VendorHttp {
     local: LocalBudget,
     breaker: CircuitBreaker,
     redactor: Redactor,
+    /// The store's calls in flight ([`Settings::max_in_flight`]): a burst of kiosks queues
+    /// here instead of opening a connection each.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// A vendor's answer: a success, or a status the request accepted.
@@ -127,6 +131,7 @@ impl VendorHttp {
             // that redirects an API call gets its 3xx reported instead.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("pos-gateway/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(settings.max_in_flight.max(1))
             .build()
             .map_err(|e| config_error(format!("the HTTP client could not be built: {e}")))?;
         let limit = settings
@@ -146,6 +151,7 @@ impl VendorHttp {
             vendor,
             base_url,
             breaker: CircuitBreaker::new(vendor, settings.breaker.clone()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
             settings,
             client,
             limit,
@@ -217,6 +223,23 @@ impl VendorHttp {
         if let Some(operation) = super::deadline::current() {
             deadline = deadline.min(operation);
         }
+        // A turn among the store's calls in flight, waited for within the call's bound; held
+        // through retries, so a retry never queues behind newer calls.
+        let _turn =
+            match tokio::time::timeout_at(deadline, self.in_flight.clone().acquire_owned()).await {
+                Ok(Ok(turn)) => turn,
+                _ => {
+                    return Err(PosError::Unavailable {
+                        vendor: self.vendor,
+                        message: format!(
+                            "{} calls to the vendor for this store were already in flight",
+                            self.settings.max_in_flight
+                        ),
+                        retry_after: Some(Duration::from_secs(1)),
+                        response: None,
+                    });
+                }
+            };
         let redactor = self.redactor.with(&request.secrets);
         let attempts = self.settings.read_retries.saturating_add(1);
         let operation = observe::current_operation();

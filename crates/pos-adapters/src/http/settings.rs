@@ -9,6 +9,11 @@ use crate::config::CommonConfig;
 /// The default of `POS_GATEWAY_POS_TIMEOUT`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A store's vendor calls in flight at once, by default: far more than any vendor's published
+/// rate lets through (Treez: 10 a second), so it only binds under a burst, where it bounds the
+/// connections and buffers one store can hold.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
 /// The knobs of a store's [`VendorHttp`](super::VendorHttp). Vendor modules start from
 /// [`Settings::default`] (with the deployment's timeout), set what the vendor publishes (its
 /// rate limit), then apply the store's own overrides with [`Settings::with_overrides`].
@@ -39,6 +44,10 @@ pub struct Settings {
     /// apart from the general limit (Dutchie: 1,500 customer writes a minute against 120).
     pub write_rate_limit_per_minute: Option<u32>,
     pub breaker: BreakerSettings,
+    /// The store's vendor calls in flight at once (retries included, rate-limit waits too);
+    /// more wait their turn, within the call's timeout, and the client keeps at most this
+    /// many idle connections.
+    pub max_in_flight: usize,
     /// The store's budgets and token shared with other replicas (PostgreSQL); `None`: kept in
     /// this process (see [`super::shared`]).
     pub shared: Option<Shared>,
@@ -77,6 +86,7 @@ impl Default for Settings {
             rate_limit_burst: None,
             write_rate_limit_per_minute: None,
             breaker: BreakerSettings::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             shared: None,
         }
     }
