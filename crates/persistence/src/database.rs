@@ -130,6 +130,11 @@ impl Database {
         let pool = match &location {
             Location::Postgres(target) => {
                 let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                // No `SELECT 1` before each checkout: a round trip on every statement. A
+                // connection that died (a restarted server) fails its next statement, is
+                // marked broken by it and replaced at its next checkout; that one request
+                // answers 503, as it would have while the server was down.
+                config.recycling_method = RecyclingMethod::Fast;
                 let plain = Arc::clone(target);
                 config.custom_setup = Box::new(move |_| {
                     let target = Arc::clone(&plain);
@@ -138,6 +143,7 @@ impl Database {
                 // The manager's URL is unused: every connection comes from the parsed target.
                 let manager = AsyncDieselConnectionManager::new_with_config("postgres", config);
                 let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.recycling_method = RecyclingMethod::Fast;
                 let relaxed_target = Arc::clone(target);
                 config.custom_setup =
                     Box::new(move |_| Box::pin(establish_relaxed(Arc::clone(&relaxed_target))));
