@@ -11,20 +11,31 @@ pub const NOTES: &str = "  Steps (all by default, or name some):
                 each answer the contract's status, in time; descriptors and RSS flat after
     kill        SIGKILL with 200 creates in flight, restart: every customer the vendor
                 created reaches the mirror (outbox recovery), none is created twice
+    replicas    three `serve` processes on one database, the load spread over all three,
+                each Treez store behind a double of its own: a store limited to 120/min
+                sees at most the burst + W / interval calls in any window W (the busiest
+                minute at most limit + burst); one token fetch per store; one
+                Idempotency-Key at all three at once makes one vendor create; one new
+                customer at all three with different keys makes one create, a 201 and two
+                409s carrying it; SIGKILL of one mid-create: the other two recover every
+                customer the vendor made, none twice; a scheduled sync every 3 s runs once
+                per interval, not once per replica
     pg-outage   PostgreSQL (a throw-away cluster) stopped under load: /readyz and the API
                 answer 503 in time; started again: the same process recovers
     schemathesis  Schemathesis against the live /openapi.json (see `cargo xtask schemathesis`)
-  PostgreSQL for faults and kill: as `cargo xtask test` finds it. Logs: target/chaos/.
+  PostgreSQL for faults, kill and replicas: as `cargo xtask test` finds it. Logs: target/chaos/.
   Faster checks of the same kind run in `cargo xtask test` (isolation across catalogs,
   50 concurrent creates with one Idempotency-Key, kill -9 recovery, property tests);
   fuzzing is `cargo xtask fuzz`.
 ";
 
-const STEPS: [&str; 4] = ["faults", "kill", "pg-outage", "schemathesis"];
+const STEPS: [&str; 5] = ["faults", "kill", "replicas", "pg-outage", "schemathesis"];
 
 pub fn run(args: &[String]) -> Result<(), Failure> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        eprint!("Usage: cargo xtask chaos [faults] [kill] [pg-outage] [schemathesis]\n\n{NOTES}");
+        eprint!(
+            "Usage: cargo xtask chaos [faults] [kill] [replicas] [pg-outage] [schemathesis]\n\n{NOTES}"
+        );
         return Ok(());
     }
     if let Some(unknown) = args.iter().find(|a| !STEPS.contains(&a.as_str())) {
@@ -55,7 +66,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         }
     };
     let mut passed = Vec::new();
-    if wanted("faults") || wanted("kill") {
+    if wanted("faults") || wanted("kill") || wanted("replicas") {
         util::step("PostgreSQL for the chaos steps");
         let db = pg::provide()?;
         let result = (|| -> Result<(), Failure> {
@@ -66,6 +77,10 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
             if wanted("kill") {
                 runner("kill", &db.url, &[])?;
                 passed.push("kill");
+            }
+            if wanted("replicas") {
+                runner("replicas", &db.url, &[])?;
+                passed.push("replicas");
             }
             Ok(())
         })();

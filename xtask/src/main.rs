@@ -54,8 +54,8 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "chaos",
-        args: "[faults] [kill] [pg-outage] [schemathesis]",
-        about: "Vendor faults under load, kill -9 recovery, PostgreSQL outage, Schemathesis",
+        args: "[faults] [kill] [replicas] [pg-outage] [schemathesis]",
+        about: "Vendor faults under load, kill -9 recovery, three replicas, PostgreSQL outage, Schemathesis",
         notes: chaos::NOTES,
         run: chaos::run,
     },

@@ -1,5 +1,10 @@
-//! `cargo xtask chaos`: the gateway under vendor faults and load, killed mid-create, and with
-//! its PostgreSQL taken away; each step fails the run when the gateway does not hold up.
+//! `cargo xtask chaos`: the gateway under vendor faults and load, killed mid-create, with its
+//! PostgreSQL taken away, and as three replicas on one database; each step fails the run when
+//! the gateway does not hold up.
+
+mod replicas;
+
+pub use replicas::replicas;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

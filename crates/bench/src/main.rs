@@ -48,7 +48,8 @@ enum Command {
         only: Vec<String>,
     },
     /// One chaos step: `faults` (vendor faults under load), `kill` (SIGKILL mid-create, then
-    /// recovery) or `pg-outage` (needs --pg-stop and --pg-start).
+    /// recovery), `replicas` (three gateways on one database) or `pg-outage` (needs --pg-stop
+    /// and --pg-start).
     Chaos {
         step: String,
         #[arg(long)]
@@ -93,6 +94,7 @@ fn main() -> ExitCode {
                 match (step.as_str(), pg_stop, pg_start) {
                     ("faults", _, _) => chaos::faults(&options).await,
                     ("kill", _, _) => chaos::kill(&options).await,
+                    ("replicas", _, _) => chaos::replicas(&options).await,
                     ("pg-outage", Some(stop), Some(start)) => {
                         chaos::pg_outage(&options, &stop, &start).await
                     }
