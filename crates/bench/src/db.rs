@@ -29,12 +29,14 @@ pub async fn seed(url: &str, store: i64, count: u64) -> anyhow::Result<()> {
     diesel::sql_query(
         "INSERT INTO customers (store_id, pos_customer_id, status, first_name, last_name, \
            first_name_lower, last_name_lower, gender, birthday, email, email_lower, phone, \
-           phone_digits, drivers_license, drivers_license_key, notes, created_at, updated_at) \
+           phone_digits, drivers_license, drivers_license_key, notes, created_at, updated_at, \
+           seen_at, local_store_id) \
          SELECT $1, 'seed-' || i, 'ACTIVE', 'First' || i, 'Last' || i, 'first' || i, 'last' || i, \
            (ARRAY['Male','Female','Other'])[1 + i % 3], DATE '1960-01-01' + (i % 15000)::int, \
            'c' || i || '@example.com', 'c' || i || '@example.com', \
            substr(d, 1, 3) || '-' || substr(d, 4, 3) || '-' || substr(d, 7, 4), d, \
-           'D' || i, 'd' || i, NULL, now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc' \
+           'D' || i, 'd' || i, NULL, now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc', \
+           now() AT TIME ZONE 'utc', $1 \
          FROM (SELECT i, '2' || lpad(i::text, 9, '0') AS d FROM generate_series(1, $2) AS i) AS s",
     )
     .bind::<BigInt, _>(store)
@@ -84,7 +86,7 @@ pub async fn lookup_by_phone(
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT id, pos_customer_id, status, first_name, last_name, gender, birthday, email, \
            phone, drivers_license, notes FROM customers \
-         WHERE store_id = $1 AND phone_digits = $2 ORDER BY id ASC LIMIT $3",
+         WHERE store_id = $1 AND deleted_at IS NULL AND phone_digits = $2 ORDER BY id ASC LIMIT $3",
     )
     .bind::<BigInt, _>(store)
     .bind::<Text, _>(digits)
@@ -99,7 +101,8 @@ pub async fn lookup_by_phone(
     }
 }
 
-/// The INSERT the `local` POS runs for a create.
+/// The INSERT the `local` POS runs for a create: one statement, the store's unique keys its
+/// duplicate check (`ON CONFLICT DO NOTHING`), as `persistence`'s `insert_local` writes it.
 pub async fn insert_customer(
     pool: &Pool<AsyncPgConnection>,
     store: i64,
@@ -111,9 +114,10 @@ pub async fn insert_customer(
     diesel::sql_query(
         "INSERT INTO customers (store_id, pos_customer_id, status, first_name, last_name, \
            first_name_lower, last_name_lower, gender, birthday, email, email_lower, phone, \
-           phone_digits, drivers_license, drivers_license_key, notes, created_at, updated_at) \
+           phone_digits, drivers_license, drivers_license_key, notes, created_at, updated_at, \
+           seen_at, deleted_at, local_store_id) \
          VALUES ($1, $2, 'ACTIVE', 'Ann', 'Lee', 'ann', 'lee', NULL, NULL, $3, $3, $4, $4, \
-           NULL, NULL, NULL, $5, $5)",
+           NULL, NULL, NULL, $5, $5, $5, NULL, $1) ON CONFLICT DO NOTHING",
     )
     .bind::<BigInt, _>(store)
     .bind::<Text, _>(uuid::Uuid::now_v7().to_string())

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{NaiveDateTime, TimeDelta};
+use diesel::upsert::excluded;
 use diesel::{ExpressionMethods as _, Insertable, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 use domain::{CreateLease, CreateLocks, DuplicateKeys, RepositoryError, StoreId};
 use sha2::{Digest as _, Sha256};
 
-use crate::database::{Database, db_error, now};
+use crate::database::{Database, Pool, checkout, db_error, now};
 use crate::schema::create_locks as locks;
 
 /// How often a waiting create looks again.
@@ -59,6 +60,82 @@ fn lock_keys(keys: &DuplicateKeys) -> Vec<String> {
     named
 }
 
+impl Locks {
+    /// Takes every one of `names` for `owner`, in one statement where the database allows: a
+    /// key is taken when nobody holds it or its lease ran out (its holder died or hung; the
+    /// `DO UPDATE ... WHERE` takes it over). What could not all be taken is given back, so two
+    /// creates never hold half each and wait for ever. Whether all were taken.
+    ///
+    /// On the relaxed pool (no disk flush per commit on PostgreSQL): a lock matters only while
+    /// its holder lives, and a crash of the server that loses one also ends its holder's
+    /// request.
+    async fn take(
+        &self,
+        store: StoreId,
+        names: &[String],
+        owner: &str,
+        expires_at: NaiveDateTime,
+    ) -> Result<bool, RepositoryError> {
+        let now = now();
+        let rows: Vec<LockRow> = names
+            .iter()
+            .map(|name| LockRow {
+                store_id: store.0,
+                lock_key: name.clone(),
+                owner: owner.to_owned(),
+                expires_at,
+            })
+            .collect();
+        macro_rules! upsert {
+            ($values:expr) => {
+                diesel::query_dsl::methods::FilterDsl::filter(
+                    diesel::insert_into(locks::table)
+                        .values($values)
+                        .on_conflict((locks::store_id, locks::lock_key))
+                        .do_update()
+                        .set((
+                            locks::owner.eq(excluded(locks::owner)),
+                            locks::expires_at.eq(excluded(locks::expires_at)),
+                        )),
+                    locks::expires_at.lt(now),
+                )
+            };
+        }
+        let give_back = || diesel::delete(locks::table.filter(locks::owner.eq(owner)));
+        match &self.db.relaxed() {
+            Pool::Postgres(pool) => {
+                let mut conn = checkout(pool).await?;
+                let taken = upsert!(&rows).execute(&mut *conn).await.map_err(db_error)?;
+                if taken == rows.len() {
+                    return Ok(true);
+                }
+                if taken > 0 {
+                    give_back().execute(&mut *conn).await.map_err(db_error)?;
+                }
+                Ok(false)
+            }
+            // diesel-async cannot batch-insert into SQLite: a row per statement, on a local file.
+            Pool::Sqlite(pool) => {
+                let mut conn = checkout(pool).await?;
+                let mut taken = 0;
+                for row in &rows {
+                    if upsert!(row).execute(&mut *conn).await.map_err(db_error)? == 0 {
+                        break;
+                    }
+                    taken += 1;
+                }
+                if taken == rows.len() {
+                    return Ok(true);
+                }
+                if taken > 0 {
+                    give_back().execute(&mut *conn).await.map_err(db_error)?;
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl CreateLocks for Locks {
     async fn acquire(
@@ -75,47 +152,7 @@ impl CreateLocks for Locks {
         loop {
             let now = now();
             let expires_at = now.checked_add_signed(lease_for).unwrap_or(now);
-            let taken = with_connection!(self.db, |conn| {
-                // Leases that ran out are nobody's: their holder died or hung.
-                diesel::delete(
-                    locks::table
-                        .filter(locks::store_id.eq(store.0))
-                        .filter(locks::lock_key.eq_any(&names))
-                        .filter(locks::expires_at.lt(now)),
-                )
-                .execute(conn)
-                .await
-                .map_err(db_error)?;
-                // All or none: each key is taken if free; what could not be taken, the keys
-                // taken are given back below, so two creates never hold half each and wait for
-                // ever. (One row per statement: diesel-async cannot batch-insert into SQLite.)
-                let mut inserted = 0;
-                for name in &names {
-                    let taken = diesel::insert_into(locks::table)
-                        .values(LockRow {
-                            store_id: store.0,
-                            lock_key: name.clone(),
-                            owner: owner.clone(),
-                            expires_at,
-                        })
-                        .on_conflict_do_nothing()
-                        .execute(conn)
-                        .await
-                        .map_err(db_error)?;
-                    if taken == 0 {
-                        break;
-                    }
-                    inserted += taken;
-                }
-                if inserted < names.len() && inserted > 0 {
-                    diesel::delete(locks::table.filter(locks::owner.eq(&owner)))
-                        .execute(conn)
-                        .await
-                        .map_err(db_error)?;
-                }
-                Ok::<_, RepositoryError>(inserted == names.len())
-            })?;
-            if taken {
+            if self.take(store, &names, &owner, expires_at).await? {
                 return Ok(Some(CreateLease {
                     store,
                     owner,
@@ -131,17 +168,29 @@ impl CreateLocks for Locks {
     }
 
     async fn release(&self, lease: &CreateLease) -> Result<(), RepositoryError> {
-        with_connection!(self.db, |conn| {
-            diesel::delete(
-                locks::table
-                    .filter(locks::store_id.eq(lease.store.0))
-                    .filter(locks::owner.eq(&lease.owner)),
-            )
-            .execute(conn)
-            .await
-            .map(drop)
-            .map_err(db_error)
-        })
+        let release = diesel::delete(
+            locks::table
+                .filter(locks::store_id.eq(lease.store.0))
+                .filter(locks::owner.eq(&lease.owner)),
+        );
+        match &self.db.relaxed() {
+            Pool::Postgres(pool) => {
+                let mut conn = checkout(pool).await?;
+                release
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop)
+                    .map_err(db_error)
+            }
+            Pool::Sqlite(pool) => {
+                let mut conn = checkout(pool).await?;
+                release
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop)
+                    .map_err(db_error)
+            }
+        }
     }
 }
 
