@@ -581,6 +581,25 @@ async fn budget_holds(gateways: &[Gateway], store: &TreezStore, token: &str) -> 
 
     let mut calls: Vec<Instant> = store.double.calls().iter().map(|c| c.at).collect();
     calls.sort();
+    if let Some(first) = calls.first().copied() {
+        let lines: Vec<String> = store
+            .double
+            .calls()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:.3} {} {}",
+                    c.at.saturating_duration_since(first).as_secs_f64(),
+                    c.method,
+                    c.path
+                )
+            })
+            .collect();
+        let _ = std::fs::write(
+            std::path::Path::new("target/chaos/replicas-budget-calls.txt"),
+            lines.join("\n"),
+        );
+    }
     let interval = Duration::from_secs(60) / LIMIT_PER_MINUTE;
     let allowed = |window: Duration| {
         u64::from(BURST)
