@@ -595,6 +595,7 @@ async fn budget_holds(gateways: &[Gateway], store: &TreezStore, token: &str) -> 
                 )
             })
             .collect();
+        // Kept for a look at a failure: each call's time from the first, method and path.
         let _ = std::fs::write(
             std::path::Path::new("target/chaos/replicas-budget-calls.txt"),
             lines.join("\n"),
@@ -668,6 +669,19 @@ async fn budget_holds(gateways: &[Gateway], store: &TreezStore, token: &str) -> 
             calls.len() as f64 * 60.0 / span.max(1e-9)
         );
     }
+    // A replica whose shared take failed took its share locally (the fail-safe): say how often,
+    // since those takes are outside the shared budget's count.
+    let fail_safe: Vec<usize> = gateways
+        .iter()
+        .map(|g| {
+            g.log_text()
+                .matches("the shared rate budget did not answer")
+                .count()
+        })
+        .collect();
+    println!(
+        "  takes from a replica's local share (the shared budget did not answer): {fail_safe:?}"
+    );
     ensure!(
         calls.len() > usize::try_from(BURST)? * 2,
         "budget: only {} vendor calls: the load never met the limit",
