@@ -129,3 +129,48 @@ pub async fn insert_customer(
     .map(drop)
     .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use domain::CustomerMirror as _;
+
+    use super::*;
+
+    /// The seed and the baselines run against the schema the gateway migrates, and the gateway
+    /// reads what the seed wrote: a migration that changes `customers` fails here, in
+    /// `cargo xtask test`, not in a bench run weeks later (as `seen_at` once did).
+    #[tokio::test]
+    async fn the_seed_and_the_baselines_fit_the_gateways_schema() {
+        let database = testkit::pg::TestDatabase::create().await;
+        let db = persistence::Database::connect(database.url())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let store = db
+            .stores()
+            .add_store("bench", domain::Vendor::Local, &serde_json::json!({}))
+            .await
+            .unwrap()
+            .id;
+        seed(database.url(), store.0, 10).await.unwrap();
+        let pool = pool(database.url(), 2).unwrap();
+        lookup_by_phone(&pool, store.0, &seeded_phone(3))
+            .await
+            .unwrap();
+        insert_customer(&pool, store.0, 1).await.unwrap();
+        let query = domain::CustomerQuery {
+            phone_digits: Some(seeded_phone(3)),
+            limit: 25,
+            ..Default::default()
+        };
+        let found = db.mirror().find(store, &query).await.unwrap();
+        assert_eq!(
+            found.customers.len(),
+            1,
+            "the gateway reads the seeded customer"
+        );
+        database.drop_database().await.unwrap();
+    }
+}
