@@ -430,15 +430,7 @@ pub async fn kill(options: &Options) -> anyhow::Result<()> {
         let _ = request.await;
     }
     double.heal();
-    let at_vendor: Vec<String> = double
-        .customers()
-        .iter()
-        .filter_map(|c| {
-            c.get("customer_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect();
+    let at_vendor = customer_ids(&double);
     let mirrored_before = mirrored(&url, store, &at_vendor).await?;
     println!(
         "killed with {} creates at the vendor, {} of them in the mirror",
@@ -474,6 +466,19 @@ pub async fn kill(options: &Options) -> anyhow::Result<()> {
     );
     drop(gateway);
     Ok(())
+}
+
+/// The ids of the customers a Treez double holds.
+pub(crate) fn customer_ids(double: &TreezDouble) -> Vec<String> {
+    double
+        .customers()
+        .iter()
+        .filter_map(|c| {
+            c.get("customer_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 #[derive(diesel::QueryableByName)]

@@ -168,29 +168,20 @@ impl CreateLocks for Locks {
     }
 
     async fn release(&self, lease: &CreateLease) -> Result<(), RepositoryError> {
-        let release = diesel::delete(
-            locks::table
-                .filter(locks::store_id.eq(lease.store.0))
-                .filter(locks::owner.eq(&lease.owner)),
-        );
-        match &self.db.relaxed() {
-            Pool::Postgres(pool) => {
-                let mut conn = checkout(pool).await?;
-                release
-                    .execute(&mut *conn)
-                    .await
-                    .map(drop)
-                    .map_err(db_error)
-            }
-            Pool::Sqlite(pool) => {
-                let mut conn = checkout(pool).await?;
-                release
-                    .execute(&mut *conn)
-                    .await
-                    .map(drop)
-                    .map_err(db_error)
-            }
-        }
+        let relaxed = crate::Relaxed {
+            pool: self.db.relaxed(),
+        };
+        with_connection!(relaxed, |conn| {
+            diesel::delete(
+                locks::table
+                    .filter(locks::store_id.eq(lease.store.0))
+                    .filter(locks::owner.eq(&lease.owner)),
+            )
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(db_error)
+        })
     }
 }
 

@@ -926,16 +926,7 @@ async fn kill_one(
         let _ = request.await;
     }
     store.double.heal();
-    let at_vendor: Vec<String> = store
-        .double
-        .customers()
-        .iter()
-        .filter_map(|c| {
-            c.get("customer_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect();
+    let at_vendor = super::customer_ids(&store.double);
     let mirrored_at_kill = mirrored(url, store.id, &at_vendor).await?;
     println!(
         "kill: SIGKILL of {victim_name} with {} creates at the vendor, {mirrored_at_kill} of them \
