@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail, ensure};
 use diesel::sql_types::BigInt;
@@ -239,8 +239,9 @@ async fn scenarios(options: &Options, logs: &mut Vec<PathBuf>) -> anyhow::Result
     let kill = TreezStore::add(&admin, &options.out, "rep-kill", None)?;
     let gateways = start(options, &admin, "replica", &[], logs).await?;
 
+    let budget_began = ClockMark::now();
     one_token_for_a_cold_store(&gateways, &budget, &token).await?;
-    budget_holds(&gateways, &budget, &token).await?;
+    budget_holds(&gateways, &budget, &token, budget_began).await?;
     one_key_one_create(&gateways, &idempotent, &token).await?;
     one_person_one_create(&gateways, &duplicates, &token).await?;
     let survivors = kill_one(gateways, &kill, &token, &url).await?;
@@ -493,7 +494,41 @@ struct Outcome {
 
 /// Look-ups and creates, round robin over the replicas, far more than the store's limit: the
 /// double must see no more than GCRA lets through, in any window.
-async fn budget_holds(gateways: &[Gateway], store: &TreezStore, token: &str) -> anyhow::Result<()> {
+/// The wall clock and the monotonic one read together, to tell how far the wall clock stepped
+/// ahead (a paused and resumed VM, an NTP step) while a scenario ran.
+#[derive(Clone, Copy)]
+struct ClockMark {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl ClockMark {
+    fn now() -> Self {
+        Self {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// How much further the wall clock has moved than the monotonic one since the mark.
+    fn wall_ahead(&self) -> Duration {
+        let wall = SystemTime::now()
+            .duration_since(self.wall)
+            .unwrap_or_default();
+        wall.saturating_sub(self.mono.elapsed())
+    }
+}
+
+/// A wall clock ahead of the monotonic one by less than this has not stepped: reading two
+/// clocks one after the other differs by microseconds.
+const CLOCK_STEP: Duration = Duration::from_millis(100);
+
+async fn budget_holds(
+    gateways: &[Gateway],
+    store: &TreezStore,
+    token: &str,
+    began: ClockMark,
+) -> anyhow::Result<()> {
     const WORKERS: u64 = 12;
     let stop_at = Instant::now() + BUDGET_LOAD;
     let base = rand_offset() * 100;
@@ -602,9 +637,31 @@ async fn budget_holds(gateways: &[Gateway], store: &TreezStore, token: &str) -> 
         );
     }
     let interval = Duration::from_secs(60) / LIMIT_PER_MINUTE;
+    // The shared budget runs on PostgreSQL's clock, the wall clock; the double stamps calls
+    // with the monotonic one. A wall clock that steps ahead by S lets GCRA grant up to S /
+    // interval more in the meantime (at most a burst per step): measured, said, allowed.
+    let stepped = began.wall_ahead();
+    let stepped_extra = if stepped < CLOCK_STEP {
+        0
+    } else {
+        u64::try_from(stepped.as_nanos().div_ceil(interval.as_nanos())).unwrap_or(u64::MAX)
+    };
+    println!(
+        "  wall clock ahead of the monotonic clock by {:.3} s over the scenario{}",
+        stepped.as_secs_f64(),
+        if stepped_extra > 0 {
+            format!(
+                ": it stepped, so the budget (on PostgreSQL's wall clock) may grant up to \
+                 {stepped_extra} more calls; they are allowed"
+            )
+        } else {
+            String::new()
+        }
+    );
     let allowed = |window: Duration| {
         u64::from(BURST)
             + u64::try_from(window.as_nanos() / interval.as_nanos()).unwrap_or(u64::MAX)
+            + stepped_extra
     };
     println!(
         "  rule (GCRA): in any window of length W at most burst + W / interval = \
