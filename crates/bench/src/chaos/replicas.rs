@@ -241,7 +241,7 @@ async fn scenarios(options: &Options, logs: &mut Vec<PathBuf>) -> anyhow::Result
 
     let budget_began = ClockMark::now();
     one_token_for_a_cold_store(&gateways, &budget, &token).await?;
-    budget_holds(&gateways, &budget, &token, budget_began).await?;
+    budget_holds(&gateways, &budget, &token, budget_began, &options.out).await?;
     one_key_one_create(&gateways, &idempotent, &token).await?;
     one_person_one_create(&gateways, &duplicates, &token).await?;
     let survivors = kill_one(gateways, &kill, &token, &url).await?;
@@ -528,6 +528,7 @@ async fn budget_holds(
     store: &TreezStore,
     token: &str,
     began: ClockMark,
+    out: &std::path::Path,
 ) -> anyhow::Result<()> {
     const WORKERS: u64 = 12;
     let stop_at = Instant::now() + BUDGET_LOAD;
@@ -631,10 +632,7 @@ async fn budget_holds(
             })
             .collect();
         // Kept for a look at a failure: each call's time from the first, method and path.
-        let _ = std::fs::write(
-            std::path::Path::new("target/chaos/replicas-budget-calls.txt"),
-            lines.join("\n"),
-        );
+        let _ = std::fs::write(out.join("replicas-budget-calls.txt"), lines.join("\n"));
     }
     let interval = Duration::from_secs(60) / LIMIT_PER_MINUTE;
     // The shared budget runs on PostgreSQL's clock, the wall clock; the double stamps calls
