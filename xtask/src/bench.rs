@@ -11,12 +11,15 @@ pub const NOTES: &str =
   --quick) at 64 connections beside its baseline measured in the same run. Prints the table,
   the gateway's start-up time and peak RSS, and the targets met or missed (never fails on
   them); writes target/bench/summary.json and target/bench/ratios.svg.
-  Options: --quick, --connections N.
+  Options: --quick, --connections N, --only SCENARIO (healthz, lookup, local, vendor, get,
+  thousand; repeatable), --profile (a `perf` CPU profile of the gateway during each scenario,
+  its top frames in target/bench/profile-<scenario>.txt; needs Debian's linux-perf).
 ";
 
 pub fn run(args: &[String]) -> Result<(), Failure> {
     let mut quick = false;
     let mut connections = String::from("64");
+    let mut extra: Vec<String> = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -28,8 +31,17 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
                     .ok_or_else(|| Failure::new("--connections needs a positive number"))?
                     .clone();
             }
+            "--profile" => extra.push(arg.clone()),
+            "--only" => {
+                let scenario = args
+                    .next()
+                    .ok_or_else(|| Failure::new("--only needs a scenario"))?;
+                extra.extend([arg.clone(), scenario.clone()]);
+            }
             "-h" | "--help" => {
-                eprint!("Usage: cargo xtask bench [--quick] [--connections N]\n\n{NOTES}");
+                eprint!(
+                    "Usage: cargo xtask bench [--quick] [--connections N] [--only SCENARIO]... [--profile]\n\n{NOTES}"
+                );
                 return Ok(());
             }
             other => return Err(Failure::new(format!("unknown argument `{other}`"))),
@@ -54,7 +66,8 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         .arg(&db.url)
         .arg("--out")
         .arg(util::target_dir().join("bench"))
-        .args(["--connections", &connections]);
+        .args(["--connections", &connections])
+        .args(&extra);
     if quick {
         command.arg("--quick");
     }

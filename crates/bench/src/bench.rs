@@ -17,6 +17,7 @@ use vendor_doubles::{Fault, Op};
 use crate::db;
 use crate::gateway::{Gateway, Setup, free_address};
 use crate::load::{self, Measured, connection, expect};
+use crate::profile::Profile;
 use crate::report;
 
 pub struct Options {
@@ -28,6 +29,8 @@ pub struct Options {
     pub connections: usize,
     /// Run only the scenarios whose key (healthz, lookup, local, vendor, thousand) is listed.
     pub only: Vec<String>,
+    /// A `perf` CPU profile of the gateway during each scenario (`<out>/profile-*.txt`).
+    pub profile: bool,
 }
 
 /// One line of the table.
@@ -88,7 +91,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let url = database.url().to_owned();
     let setup = Setup {
         binary: options.gateway_binary.clone(),
-        database_url: url.clone(),
+        // As the baselines reach it (plain TCP on loopback): with libpq's default `prefer`, the
+        // gateway would encrypt every statement to a server on the same machine and be judged
+        // against baselines that do not.
+        database_url: plain_text(&url),
         env: vec![
             ("RUST_LOG".into(), "warn".into()),
             // The load comes from a few catalogs at rates no kiosk reaches: the gateway is
@@ -120,6 +126,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     let mut cpu_mark = gateway.cpu_seconds();
     let wanted = |key: &str| options.only.is_empty() || options.only.iter().any(|o| o == key);
+    let profiler = |key: &str| {
+        options
+            .profile
+            .then(|| Profile::start(gateway.pid(), &options.out, key))
+            .transpose()
+    };
     let floor = Floor::start()?;
     let c = options.connections;
     let mut scenarios = Vec::new();
@@ -130,39 +142,47 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         warm_up.as_millis()
     );
     if wanted("healthz") {
+        let profile = profiler("healthz")?;
         scenarios.push(healthz(&gateway, &floor, c, &timing).await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
     if wanted("lookup") {
+        let profile = profiler("lookup")?;
         scenarios.push(lookup(&gateway, &token, &url, local_store, seeded, c, &timing).await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
     if wanted("local") {
+        let profile = profiler("local")?;
         scenarios.push(local_create(&gateway, &token, &url, local_store, c, &timing).await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
     let vendor = VendorTarget::new(&double).await?;
     if wanted("vendor") {
+        let profile = profiler("vendor")?;
         scenarios.push(vendor_create(&gateway, &token, &vendor, c, &timing, "").await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
     // At one connection there is no queueing: the difference is what the gateway adds.
     if wanted("vendor") {
+        let profile = profiler("vendor-1")?;
         scenarios
             .push(vendor_create(&gateway, &token, &vendor, 1, &timing, ", 1 connection").await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
     if wanted("get") {
+        let profile = profiler("get")?;
         scenarios.push(vendor_get(&gateway, &token, &vendor, &double, &timing).await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
     if wanted("thousand") {
+        let profile = profiler("thousand-creates")?;
         scenarios.push(thousand_creates(&gateway, &token, &vendor, &double, false).await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
     if wanted("thousand") {
+        let profile = profiler("thousand-every")?;
         scenarios.push(thousand_creates(&gateway, &token, &vendor, &double, true).await?);
-        print_row(&mut scenarios, &gateway, &mut cpu_mark);
+        print_row(&mut scenarios, &gateway, &mut cpu_mark, profile)?;
     }
 
     let peak_rss_mib = gateway.peak_rss_mib();
@@ -182,12 +202,23 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `url` with `sslmode=disable`.
+fn plain_text(url: &str) -> String {
+    let join = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{join}sslmode=disable")
+}
+
 struct Timing {
     warm_up: Duration,
     duration: Duration,
 }
 
-fn print_row(scenarios: &mut [Scenario], gateway: &Gateway, cpu_mark: &mut Option<f64>) {
+fn print_row(
+    scenarios: &mut [Scenario],
+    gateway: &Gateway,
+    cpu_mark: &mut Option<f64>,
+    profile: Option<Profile>,
+) -> anyhow::Result<()> {
     let cpu_now = gateway.cpu_seconds();
     if let Some(s) = scenarios.last_mut() {
         s.peak_rss_mib = gateway.peak_rss_mib();
@@ -225,6 +256,10 @@ fn print_row(scenarios: &mut [Scenario], gateway: &Gateway, cpu_mark: &mut Optio
         );
     }
     *cpu_mark = cpu_now;
+    if let Some(profile) = profile {
+        println!("    profile: {}", profile.finish()?.display());
+    }
+    Ok(())
 }
 
 /// Which load generator is used, and why the others are not.

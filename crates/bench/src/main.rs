@@ -11,6 +11,7 @@ mod db;
 mod floor;
 mod gateway;
 mod load;
+mod profile;
 mod report;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ enum Command {
         /// Only these scenarios: healthz, lookup, local, vendor, get, thousand (repeatable).
         #[arg(long)]
         only: Vec<String>,
+        /// A `perf` CPU profile of the gateway during each scenario, its top frames in
+        /// <out>/profile-<scenario>.txt (needs Debian's linux-perf).
+        #[arg(long)]
+        profile: bool,
     },
     /// One chaos step: `faults` (vendor faults under load), `kill` (SIGKILL mid-create, then
     /// recovery), `replicas` (three gateways on one database) or `pg-outage` (needs --pg-stop
@@ -112,6 +117,7 @@ fn main() -> ExitCode {
             out,
             connections,
             only,
+            profile,
         } => runtime().and_then(|rt| {
             rt.block_on(bench::run(bench::Options {
                 quick,
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
                 out,
                 connections,
                 only,
+                profile,
             }))
         }),
     };
