@@ -309,12 +309,14 @@ impl std::fmt::Display for CatalogId {
 }
 
 /// A store and its POS integration. `config` holds vendor credentials, so `Debug` leaves it out.
+/// It is shared: a store is handed to every request of its catalogs, and a clone must not copy
+/// the JSON (nor must telling a changed config from the same one compare it).
 #[derive(Clone, PartialEq)]
 pub struct Store {
     pub id: StoreId,
     pub name: String,
     pub vendor: Vendor,
-    pub config: serde_json::Value,
+    pub config: Arc<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Store {

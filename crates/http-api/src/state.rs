@@ -1,6 +1,5 @@
 //! What every handler shares, and how a store's POS port is opened.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -38,12 +37,17 @@ pub struct Connections {
     database: Database,
     settings: pos_adapters::Settings,
     shared: Option<SharedVendorState>,
-    open: Mutex<HashMap<StoreId, Opened>>,
+    open: quick_cache::sync::Cache<StoreId, Arc<Opened>>,
+    opening: Mutex<()>,
 }
+
+/// More stores than any deployment has: past it, the least used adapters are dropped (and
+/// opened again when next asked for).
+const OPEN_STORES_MAX: usize = 10_000;
 
 struct Opened {
     vendor: Vendor,
-    config: serde_json::Value,
+    config: Arc<serde_json::Value>,
     directory: Arc<dyn CustomerDirectory>,
 }
 
@@ -54,7 +58,8 @@ impl Connections {
             shared: SharedVendorState::for_database(&database, NonZeroU32::MIN),
             database,
             settings,
-            open: Mutex::new(HashMap::new()),
+            open: quick_cache::sync::Cache::new(OPEN_STORES_MAX),
+            opening: Mutex::new(()),
         }
     }
 
@@ -73,10 +78,22 @@ impl PosConnections for Connections {
         if store.vendor == Vendor::Local {
             return Ok(Arc::new(self.database.local_pos(store.id)));
         }
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(opened) = open.get(&store.id)
-            && opened.vendor == store.vendor
-            && opened.config == store.config
+        // The way every request takes: a sharded map, and the config told apart by pointer
+        // (the store cache hands out one `Arc` per config); the JSON is compared only when the
+        // store was read some other way.
+        let same = |opened: &Opened| {
+            opened.vendor == store.vendor
+                && (Arc::ptr_eq(&opened.config, &store.config) || opened.config == store.config)
+        };
+        if let Some(opened) = self.open.get(&store.id)
+            && same(&opened)
+        {
+            return Ok(opened.directory.clone());
+        }
+        // Opening is rare (a store's first request, a changed config) and done once.
+        let _opening = self.opening.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(opened) = self.open.get(&store.id)
+            && same(&opened)
         {
             return Ok(opened.directory.clone());
         }
@@ -97,13 +114,13 @@ impl PosConnections for Connections {
                 }
             }
         })?;
-        open.insert(
+        self.open.insert(
             store.id,
-            Opened {
+            Arc::new(Opened {
                 vendor: store.vendor,
                 config: store.config.clone(),
                 directory: directory.clone(),
-            },
+            }),
         );
         Ok(directory)
     }
@@ -111,7 +128,7 @@ impl PosConnections for Connections {
 
 /// How long a catalog's store is reused before it is read again.
 pub const STORE_CACHE_TTL: Duration = Duration::from_secs(2);
-/// More catalogs than any deployment has; past it, the cache starts afresh.
+/// More catalogs than any deployment has; past it, the least used are read again.
 const STORE_CACHE_MAX: usize = 10_000;
 
 /// Store look-ups kept for [`STORE_CACHE_TTL`]: every request needs its catalog's store, and
@@ -121,7 +138,8 @@ const STORE_CACHE_MAX: usize = 10_000;
 pub struct CachedStores {
     inner: Arc<dyn StoreRegistry>,
     ttl: Duration,
-    entries: Mutex<HashMap<CatalogId, (Instant, Store)>>,
+    /// Sharded, so that requests of different catalogs do not queue on one lock.
+    entries: quick_cache::sync::Cache<CatalogId, (Instant, Store)>,
 }
 
 impl CachedStores {
@@ -129,12 +147,8 @@ impl CachedStores {
         Self {
             inner,
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: quick_cache::sync::Cache::new(STORE_CACHE_MAX),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CatalogId, (Instant, Store)>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -152,26 +166,27 @@ impl StoreRegistry for CachedStores {
         &self,
         catalog: &CatalogId,
     ) -> Result<Option<Store>, RepositoryError> {
-        if let Some((read_at, store)) = self.lock().get(catalog)
+        let kept = self.entries.get(catalog);
+        if let Some((read_at, store)) = &kept
             && read_at.elapsed() < self.ttl
         {
             return Ok(Some(in_span(store.clone())));
         }
-        let store = self.inner.store_for_catalog(catalog).await?;
-        let mut entries = self.lock();
-        match &store {
+        let mut store = self.inner.store_for_catalog(catalog).await?;
+        match &mut store {
             Some(store) => {
-                if entries.len() >= STORE_CACHE_MAX {
-                    let ttl = self.ttl;
-                    entries.retain(|_, (read_at, _)| read_at.elapsed() < ttl);
-                    if entries.len() >= STORE_CACHE_MAX {
-                        entries.clear();
-                    }
+                // An unchanged config keeps its `Arc`, by which the open adapter knows it
+                // (one JSON comparison per catalog and TTL, not one per request).
+                if let Some((_, before)) = kept
+                    && before.config == store.config
+                {
+                    store.config = before.config;
                 }
-                entries.insert(catalog.clone(), (Instant::now(), store.clone()));
+                self.entries
+                    .insert(catalog.clone(), (Instant::now(), store.clone()));
             }
             None => {
-                entries.remove(catalog);
+                self.entries.remove(catalog);
             }
         }
         Ok(store.map(in_span))

@@ -1,5 +1,7 @@
 //! Stores, their POS vendor and its configuration, and the catalogs (kiosks) that belong to them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -57,7 +59,7 @@ impl StoreRow {
             id: StoreId(id),
             name: self.name,
             vendor,
-            config,
+            config: Arc::new(config),
         })
     }
 }
@@ -104,7 +106,7 @@ impl Stores {
             id: StoreId(id),
             name: name.to_owned(),
             vendor,
-            config: config.clone(),
+            config: Arc::new(config.clone()),
         })
     }
 

@@ -1538,7 +1538,7 @@ async fn credentials_are_encrypted_at_rest(db: Database, url: String) {
         .add_store("Main Street", Vendor::Treez, &secret_config())
         .await
         .unwrap();
-    assert_eq!(store.config, secret_config());
+    assert_eq!(*store.config, secret_config());
     let kiosk = CatalogId::parse("kiosk-1").unwrap();
     stores.add_catalog(store.id, &kiosk).await.unwrap();
 
@@ -1558,7 +1558,7 @@ async fn credentials_are_encrypted_at_rest(db: Database, url: String) {
     }
 
     let found = stores.store_for_catalog(&kiosk).await.unwrap().unwrap();
-    assert_eq!(found.config, secret_config());
+    assert_eq!(*found.config, secret_config());
     assert_eq!(found, store);
     assert_eq!(
         stores.get_store(store.id).await.unwrap(),
@@ -1640,7 +1640,7 @@ async fn credentials_need_the_right_key(db: Database, url: String) {
             .unwrap()
             .unwrap()
             .config,
-        secret_config()
+        secret_config().into()
     );
 }
 
@@ -2409,7 +2409,7 @@ async fn stores_and_catalogs_are_listed_updated_and_removed(db: Database, url: S
     assert!(updated.updated_at >= listed[0].updated_at);
     assert_eq!(
         stores.get_store(main.id).await.unwrap().unwrap().config,
-        rotated
+        rotated.clone().into()
     );
     let raw = raw_config(&url, main.id).await;
     assert!(raw.starts_with("v1:") && !raw.contains("ROTATED"), "{raw}");

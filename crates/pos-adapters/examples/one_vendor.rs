@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "Main St".into(),
         vendor: Vendor::Treez,
         // `dispensary`, `client_id`, `api_key` and `base_url`: see docs/vendors/treez.md.
-        config: double.store_config(),
+        config: double.store_config().into(),
     };
     let treez = pos_adapters::connect(&store)?;
     println!("{:?} can: {:?}", treez.vendor(), treez.capabilities());

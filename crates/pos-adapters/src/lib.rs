@@ -28,7 +28,8 @@
 //!     vendor: Vendor::Treez,
 //!     config: serde_json::json!({
 //!         "dispensary": "my-shop", "client_id": "...", "api_key": "...",
-//!     }),
+//!     })
+//!     .into(),
 //! };
 //! let treez = pos_adapters::connect(&store)?;
 //! let query = CustomerQuery { phone_digits: Some("5551234567".into()), limit: 10, ..Default::default() };
@@ -327,7 +328,7 @@ mod tests {
             id: domain::StoreId(1),
             name: "s".into(),
             vendor: unbuilt,
-            config: serde_json::json!({}),
+            config: serde_json::json!({}).into(),
         };
         assert_eq!(connect(&store).err(), Some(AdapterError::NotBuilt(unbuilt)));
         assert_eq!(

@@ -168,7 +168,7 @@ mod tests {
             id: StoreId(7),
             name: "Main St".into(),
             vendor: Vendor::Treez,
-            config: serde_json::json!({}),
+            config: serde_json::json!({}).into(),
         }
     }
 

@@ -34,7 +34,7 @@ fn store(vendor: Vendor) -> Store {
         id: StoreId(7),
         name: "Main St".into(),
         vendor,
-        config: serde_json::json!({}),
+        config: serde_json::json!({}).into(),
     }
 }
 

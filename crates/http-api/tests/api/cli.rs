@@ -944,7 +944,7 @@ fn stores_and_catalogs_are_listed_updated_and_removed(db: Db) {
     );
     assert_eq!(
         env.read_store(KEY_A, main).unwrap().config,
-        parsed(&treez_config("sk_live_FIRST_SECRET"))
+        parsed(&treez_config("sk_live_FIRST_SECRET")).into()
     );
 
     let rotated = env.file("rotated.json", &treez_config("sk_live_ROTATED_SECRET"));
@@ -961,7 +961,7 @@ fn stores_and_catalogs_are_listed_updated_and_removed(db: Db) {
     );
     assert_eq!(
         env.read_store(KEY_A, main).unwrap().config,
-        parsed(&treez_config("sk_live_ROTATED_SECRET"))
+        parsed(&treez_config("sk_live_ROTATED_SECRET")).into()
     );
     if let Db::Sqlite = db {
         let file = std::fs::read(env.dir.path().join("pos-gateway.db")).unwrap_or_default();
@@ -1109,7 +1109,7 @@ fn rekey_reseals_every_store_and_changes_nothing_when_one_does_not_open(db: Db) 
     for (&id, secret) in stores.iter().zip(["sk_NORTH_SECRET", "sk_SOUTH_SECRET"]) {
         assert_eq!(
             env.read_store(KEY_B, id).unwrap().config,
-            parsed(&treez_config(secret))
+            parsed(&treez_config(secret)).into()
         );
         assert!(
             env.read_store(KEY_A, id).is_err(),

@@ -179,7 +179,7 @@ async fn the_registry_opens_the_store_under_every_name(v: Under) {
             id: StoreId(1),
             name: "Main St".into(),
             vendor,
-            config: config.clone(),
+            config: config.clone().into(),
         };
         let pos = pos_adapters::connect(&store).unwrap();
         assert_eq!(pos.vendor(), v.spec.vendor);
