@@ -480,6 +480,12 @@ pub trait PendingCreates: Send + Sync {
     /// The create is accounted for: forgets it. Settling an entry already gone is not an error.
     async fn settle(&self, id: PendingCreateId) -> Result<(), RepositoryError>;
 
+    /// [`PendingCreates::settle`] after the answer instead of before it: queued, and written
+    /// with whatever else is queued then. For a create whose customer is in the mirror already,
+    /// so an entry the process dies before forgetting costs recovery one look in the mirror.
+    /// Never dropped: a failure leaves the entry to recovery.
+    fn settle_behind(&self, id: PendingCreateId);
+
     /// Claims up to `limit` entries recorded more than `older_than` ago, not looked at in the
     /// last `older_than` either, and claimed by nobody (or by a claim that ran out), for
     /// `lease`; oldest first. The claim is one atomic step: two instances sharing the database
@@ -597,6 +603,11 @@ pub trait CreateLocks: Send + Sync {
 
     /// Gives the locks up (those still this lease's).
     async fn release(&self, lease: &CreateLease) -> Result<(), RepositoryError>;
+
+    /// [`CreateLocks::release`] after the answer instead of before it: queued, and written with
+    /// whatever else is queued then. Never dropped: a failure (or the process dying first)
+    /// leaves the locks to run out with their lease.
+    fn release_behind(&self, lease: CreateLease);
 }
 
 /// Locks held by one create (see [`CreateLocks`]).

@@ -107,6 +107,8 @@ pub struct Database {
     pub(crate) credentials: Option<Arc<CredentialsKey>>,
     /// The mirror's copies of read answers, written behind them (started at the first).
     behind: Arc<std::sync::OnceLock<Option<crate::behind::WriteBehind>>>,
+    /// Settles and lock releases done behind a create's answer (started at the first).
+    chores: Arc<std::sync::OnceLock<Option<crate::chores::Chores>>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -173,6 +175,7 @@ impl Database {
             location: Arc::new(location),
             credentials: None,
             behind: Arc::default(),
+            chores: Arc::default(),
         };
         let backend = database.backend();
         database
@@ -266,6 +269,20 @@ impl Database {
                 dropped = customers.len(),
                 "no async runtime to copy a read answer into the mirror on"
             ),
+        }
+    }
+
+    /// Queues a delete that a create's answer does not wait for (see [`crate::chores`]); the
+    /// task starts with the first, on the runtime of whoever sent it. Outside a runtime it is
+    /// left undone, as a crash would leave it.
+    pub(crate) fn chore(&self, chore: crate::chores::Chore) {
+        let chores = self
+            .chores
+            .get_or_init(|| crate::chores::Chores::start(self.clone()));
+        if !chores.as_ref().is_some_and(|chores| chores.send(chore)) {
+            tracing::warn!(
+                "no async runtime for a settle or lock release; left to recovery and the lease"
+            );
         }
     }
 

@@ -35,6 +35,7 @@ pub(crate) struct Relaxed {
 }
 
 mod behind;
+mod chores;
 mod credentials;
 mod database;
 mod idempotency;

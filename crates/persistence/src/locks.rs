@@ -183,6 +183,10 @@ impl CreateLocks for Locks {
             .map_err(db_error)
         })
     }
+
+    fn release_behind(&self, lease: CreateLease) {
+        self.db.chore(crate::chores::Chore::Release(lease.owner));
+    }
 }
 
 #[cfg(test)]

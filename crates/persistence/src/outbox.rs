@@ -102,6 +102,10 @@ impl PendingCreates for Outbox {
         })
     }
 
+    fn settle_behind(&self, id: PendingCreateId) {
+        self.db.chore(crate::chores::Chore::Settle(id.0));
+    }
+
     async fn claim_orphans(
         &self,
         older_than: Duration,

@@ -130,6 +130,7 @@ suite!(
     create_locks_are_all_or_none_and_expire,
     settings_keep_the_first_value,
     pending_creates_are_recorded_listed_and_settled,
+    settles_and_lock_releases_queued_behind_an_answer_are_all_done,
     pending_create_looks_are_counted_once_and_spaced,
     an_expired_recovery_claim_is_claimable_again,
     sync_leases_are_held_by_one_owner_and_run_out,
@@ -1809,6 +1810,68 @@ fn emails(entries: &[PendingCreate]) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// A create's settle and lock release are queued behind its answer; many at once (a burst of
+/// creates) are all done, none dropped.
+async fn settles_and_lock_releases_queued_behind_an_answer_are_all_done(db: Database) {
+    let shop = store(&db, "shop").await;
+    let (outbox, locks) = (db.outbox(), db.create_locks());
+    let hour = Duration::from_secs(3600);
+    let keys = |n: usize| DuplicateKeys {
+        email: Some(format!("c{n}@b.co")),
+        phone_digits: Some(format!("55501{n:05}")),
+        drivers_license: None,
+    };
+    const BURST: usize = 600;
+    let mut leases = Vec::new();
+    for n in 0..BURST {
+        outbox
+            .record(shop, &new_customer(&format!("c{n}@b.co")))
+            .await
+            .unwrap();
+        leases.push(
+            locks
+                .acquire(shop, &keys(n), hour, Duration::ZERO)
+                .await
+                .unwrap()
+                .expect("free keys"),
+        );
+    }
+    tokio::time::sleep(AGED).await;
+    let entries = outbox.claim_orphans(YOUNG, NO_LEASE, 1000).await.unwrap();
+    assert_eq!(entries.len(), BURST);
+    for (entry, lease) in entries.iter().zip(leases) {
+        outbox.settle_behind(entry.id);
+        locks.release_behind(lease);
+    }
+    // Every key is free again: each waiter gets its keys within the wait.
+    for n in [0, BURST / 2, BURST - 1] {
+        assert!(
+            locks
+                .acquire(shop, &keys(n), hour, Duration::from_secs(10))
+                .await
+                .unwrap()
+                .is_some(),
+            "key {n} released"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = outbox
+            .claim_orphans(Duration::ZERO, NO_LEASE, 1000)
+            .await
+            .unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} entries still journaled after 10 s",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn pending_creates_are_recorded_listed_and_settled(db: Database) {

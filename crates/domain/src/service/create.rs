@@ -122,10 +122,10 @@ impl CustomerService {
             Ok(None) => self.vendor_create(store, directory, customer, key).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = self.locks.release(&lease).await {
-            // Its lease runs out on its own: others wait a little longer, nothing worse.
-            tracing::warn!(store = %store.id, error = %e, "could not release a create's locks");
-        }
+        // The customer is in the mirror by now (or the create failed): the next holder's
+        // duplicate check finds it there, so the kiosk need not wait for the release. Should it
+        // fail, the lease runs out on its own: others wait a little longer, nothing worse.
+        self.locks.release_behind(lease);
         outcome
     }
 
@@ -162,7 +162,7 @@ impl CustomerService {
                 {
                     tracing::warn!(store = %store.id, error = %e, "could not copy a duplicate to the mirror");
                 }
-                self.settle(store, entry).await;
+                self.settle(entry);
                 return Ok(CreateOutcome::AlreadyExists(*existing));
             }
             Err(error) if outcome_unknown(&error) => {
@@ -178,7 +178,7 @@ impl CustomerService {
             }
             Err(error) => {
                 // A definitive answer: the vendor refused it, or it was never sent.
-                self.settle(store, entry).await;
+                self.settle(entry);
                 return Err(error.into());
             }
         };
@@ -195,7 +195,7 @@ impl CustomerService {
             .upsert(store.id, std::slice::from_ref(&created), &unknown)
             .await
         {
-            Ok(_) => self.settle(store, entry).await,
+            Ok(_) => self.settle(entry),
             // The mirror is a cache: the create succeeded. The entry stays, so recovery
             // writes the customer to the mirror later.
             Err(e) => {
@@ -205,12 +205,10 @@ impl CustomerService {
         Ok(CreateOutcome::Created(created))
     }
 
-    /// Forgets a journaled create whose outcome is known. A failure only means recovery will
-    /// find the customer in the mirror (or not at the vendor) later.
-    async fn settle(&self, store: &Store, entry: PendingCreateId) {
-        if let Err(e) = self.pending.settle(entry).await {
-            tracing::warn!(store = %store.id, pending = %entry, error = %e, "could not settle a journaled create");
-        }
+    /// Forgets a journaled create whose outcome is known, behind the answer. A failure only
+    /// means recovery will find the customer in the mirror (or not at the vendor) later.
+    fn settle(&self, entry: PendingCreateId) {
+        self.pending.settle_behind(entry);
     }
 
     /// A create that may have happened though its answer was lost: gives the vendor a moment,

@@ -102,7 +102,7 @@ impl Ports {
                 keys: vec!["k".into()],
             }))
         });
-        locks.expect_release().returning(|_| Ok(()));
+        locks.expect_release_behind().return_const(());
         let mut idempotency = MockIdempotencyStore::new();
         idempotency
             .expect_renew_every()
@@ -127,10 +127,10 @@ impl Ports {
             .times(1)
             .returning(|_, _| Ok(PendingCreateId(11)));
         self.pending
-            .expect_settle()
+            .expect_settle_behind()
             .with(eq(PendingCreateId(11)))
             .times(settled)
-            .returning(|_| Ok(()));
+            .return_const(());
     }
 
     fn capabilities(mut self, capabilities: Capabilities) -> Self {
@@ -1373,11 +1373,11 @@ async fn a_vendor_create_is_journaled_before_the_call_and_settled_after_the_mirr
         .returning(|_, cs, _| Ok(cs.to_vec()));
     ports
         .pending
-        .expect_settle()
+        .expect_settle_behind()
         .with(eq(PendingCreateId(11)))
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_| Ok(()));
+        .return_const(());
     let outcome = ports
         .build()
         .create(&catalog(), new_customer("a@b.co"), None)
@@ -1462,10 +1462,10 @@ async fn every_bulk_item_sent_to_the_vendor_is_journaled() {
     });
     ports
         .pending
-        .expect_settle()
+        .expect_settle_behind()
         .withf(|id| *id == PendingCreateId(1) || *id == PendingCreateId(2))
         .times(2)
-        .returning(|_| Ok(()));
+        .return_const(());
     ports
         .directory
         .expect_create()
@@ -1956,10 +1956,10 @@ async fn a_vendor_create_checks_and_creates_under_its_keys_locks() {
         .returning(|_, _| Ok(customer("42", "a@b.co")));
     ports
         .locks
-        .expect_release()
+        .expect_release_behind()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_| Ok(()));
+        .return_const(());
     ports.expect_journal(1);
     ports
         .mirror
@@ -2001,7 +2001,7 @@ async fn a_bulk_with_an_item_failed_for_a_passing_reason_is_not_kept_for_replay(
         .pending
         .expect_record()
         .returning(|_, _| Ok(PendingCreateId(1)));
-    ports.pending.expect_settle().returning(|_| Ok(()));
+    ports.pending.expect_settle_behind().return_const(());
     ports.directory.expect_create().returning(|c, _| {
         if c.email.as_ref().unwrap().as_str() == "two@b.co" {
             // Refused before it was made: a definitive 503 with a Retry-After.
