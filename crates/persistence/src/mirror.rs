@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::upsert::excluded;
 use diesel::{
-    AsChangeset, BoolExpressionMethods as _, CombineDsl as _, EscapeExpressionMethods as _,
-    ExpressionMethods as _, Insertable, OptionalExtension as _, QueryDsl as _, Queryable,
-    Selectable, SelectableHelper as _, TextExpressionMethods as _,
+    AsChangeset, BoolExpressionMethods as _, EscapeExpressionMethods as _, ExpressionMethods as _,
+    Insertable, OptionalExtension as _, QueryDsl as _, Queryable, Selectable,
+    SelectableHelper as _, TextExpressionMethods as _,
 };
 use diesel_async::scoped_futures::ScopedFutureExt as _;
 use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
@@ -370,27 +370,16 @@ impl Mirror {
             return Ok(None);
         }
         // An absent key binds NULL, and `column = NULL` is never true.
-        //
-        // One look-up per key, each on its own (store, key) index, joined by UNION: written as
-        // one `OR`, PostgreSQL planned a store whose statistics were older than its rows (a new
-        // store filling up: every row of the bench's Treez store, say) as a scan of all the
-        // store's rows, so a new customer's check grew with the store (1.2 ms at 1,400 rows).
         let row = with_connection!(self.db, |conn| {
-            let sharing = customers::table
+            let mut select = customers::table
                 .filter(customers::store_id.eq(store.0))
                 .filter(customers::deleted_at.is_null())
-                .select(customers::id);
-            let by_email = sharing
-                .filter(customers::email_lower.eq(keys.email.as_deref()))
-                .into_boxed();
-            let by_phone = sharing
-                .filter(customers::phone_digits.eq(keys.phone_digits.as_deref()))
-                .into_boxed();
-            let by_license = sharing
-                .filter(customers::drivers_license_key.eq(keys.drivers_license.as_deref()))
-                .into_boxed();
-            let mut select = customers::table
-                .filter(customers::id.eq_any(by_email.union(by_phone).union(by_license)))
+                .filter(
+                    customers::email_lower
+                        .eq(keys.email.as_deref())
+                        .or(customers::phone_digits.eq(keys.phone_digits.as_deref()))
+                        .or(customers::drivers_license_key.eq(keys.drivers_license.as_deref())),
+                )
                 .order(customers::id.asc())
                 .select(CustomerRow::as_select())
                 .into_boxed();
