@@ -117,7 +117,7 @@ impl CustomerService {
             )
             .await?
             .ok_or(CustomerError::CreateInProgress)?;
-        let outcome = match self.find_duplicate(store, pos, &customer).await {
+        let outcome = match self.find_duplicate(store, pos, &customer, &keys).await {
             Ok(Some(existing)) => Ok(CreateOutcome::AlreadyExists(existing)),
             Ok(None) => self.vendor_create(store, directory, customer, key).await,
             Err(e) => Err(e),

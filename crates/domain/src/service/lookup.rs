@@ -3,7 +3,7 @@
 use super::{CustomerService, Pos};
 use crate::customer::{Customer, NewCustomer};
 use crate::error::{CustomerError, PosError, RepositoryError};
-use crate::ports::{Capabilities, CustomerDirectory, OptionalField, Store};
+use crate::ports::{Capabilities, CustomerDirectory, DuplicateKeys, OptionalField, Store};
 use crate::query::CustomerQuery;
 
 /// What a look for a customer at the POS found.
@@ -81,7 +81,7 @@ impl CustomerService {
             return Ok(PosLookup::Mirrored(Box::new(found)));
         }
         Ok(self
-            .look_up_at_pos(directory, sent, Match::Identity)
+            .look_up_at_pos(directory, sent, &sent.duplicate_keys(), Match::Identity)
             .await?)
     }
 
@@ -110,17 +110,18 @@ impl CustomerService {
 
     /// The mirror first (cheap, and it has every customer we ever saw), then the POS, one
     /// search per key, since POS searches combine filters with AND.
+    /// `keys` are `customer`'s, computed once by the caller.
     pub(super) async fn find_duplicate(
         &self,
         store: &Store,
         pos: &Pos,
         customer: &NewCustomer,
+        keys: &DuplicateKeys,
     ) -> Result<Option<Customer>, CustomerError> {
-        let keys = customer.duplicate_keys();
         if keys.is_empty() {
             return Ok(None);
         }
-        if let Some(found) = self.mirror.find_duplicate(store.id, &keys).await? {
+        if let Some(found) = self.mirror.find_duplicate(store.id, keys).await? {
             return Ok(Some(found));
         }
         let directory = match pos {
@@ -129,7 +130,7 @@ impl CustomerService {
             Pos::Vendor(directory) => directory.as_ref(),
         };
         match self
-            .look_up_at_pos(directory, customer, Match::AnyKey)
+            .look_up_at_pos(directory, customer, keys, Match::AnyKey)
             .await?
         {
             PosLookup::Found(found) | PosLookup::Mirrored(found) => {
@@ -145,17 +146,18 @@ impl CustomerService {
     /// filters with AND.
     /// `Match::AnyKey` finds whoever shares one key (a duplicate); `Match::Identity` only the
     /// customer that was sent (see [`same_identity`]), for a create whose answer was lost.
+    /// `keys` are `customer`'s.
     pub(super) async fn look_up_at_pos(
         &self,
         directory: &dyn CustomerDirectory,
         customer: &NewCustomer,
+        keys: &DuplicateKeys,
         by: Match,
     ) -> Result<PosLookup, PosError> {
         let capabilities = directory.capabilities();
         if !capabilities.search_customers {
             return Ok(PosLookup::Unsearchable);
         }
-        let keys = customer.duplicate_keys();
         let base = CustomerQuery {
             // Looking for one customer among those sharing a key (a household's phone), a page
             // of them; any one of them will do for a duplicate.
@@ -166,15 +168,15 @@ impl CustomerService {
             ..Default::default()
         };
         let mut queries = Vec::new();
-        if let Some(email) = keys.email {
+        if let Some(email) = &keys.email {
             queries.push(CustomerQuery {
-                email: Some(email),
+                email: Some(email.clone()),
                 ..base.clone()
             });
         }
-        if let Some(phone_digits) = keys.phone_digits {
+        if let Some(phone_digits) = &keys.phone_digits {
             queries.push(CustomerQuery {
-                phone_digits: Some(phone_digits),
+                phone_digits: Some(phone_digits.clone()),
                 ..base.clone()
             });
         }

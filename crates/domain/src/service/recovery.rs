@@ -150,7 +150,7 @@ impl CustomerService {
             return self.postpone(entry).await;
         }
         match self
-            .look_up_at_pos(directory.as_ref(), customer, Match::Identity)
+            .look_up_at_pos(directory.as_ref(), customer, &keys, Match::Identity)
             .await
         {
             Ok(PosLookup::Found(found) | PosLookup::Mirrored(found)) => {
