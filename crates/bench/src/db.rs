@@ -22,8 +22,9 @@ pub fn seeded_phone(i: u64) -> String {
     format!("2{i:09}")
 }
 
-/// Seeds `count` customers into `store`'s mirror with one INSERT ... SELECT, then ANALYZE.
-pub async fn seed(url: &str, store: i64, count: u64) -> anyhow::Result<()> {
+/// Seeds `count` customers into `store`'s mirror with one INSERT ... SELECT, then ANALYZE;
+/// `local`: the store is on the `local` POS (whose customers carry `local_store_id`).
+pub async fn seed(url: &str, store: i64, local: bool, count: u64) -> anyhow::Result<()> {
     let mut conn = AsyncPgConnection::establish(url).await?;
     // The same columns and normal forms the mirror writes (persistence's CustomerFields).
     diesel::sql_query(
@@ -36,11 +37,12 @@ pub async fn seed(url: &str, store: i64, count: u64) -> anyhow::Result<()> {
            'c' || i || '@example.com', 'c' || i || '@example.com', \
            substr(d, 1, 3) || '-' || substr(d, 4, 3) || '-' || substr(d, 7, 4), d, \
            'D' || i, 'd' || i, NULL, now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc', \
-           now() AT TIME ZONE 'utc', $1 \
+           now() AT TIME ZONE 'utc', CASE WHEN $3 THEN $1 END \
          FROM (SELECT i, '2' || lpad(i::text, 9, '0') AS d FROM generate_series(1, $2) AS i) AS s",
     )
     .bind::<BigInt, _>(store)
     .bind::<BigInt, _>(i64::try_from(count)?)
+    .bind::<diesel::sql_types::Bool, _>(local)
     .execute(&mut conn)
     .await
     .context("seeding the mirror")?;
@@ -154,7 +156,7 @@ mod tests {
             .await
             .unwrap()
             .id;
-        seed(database.url(), store.0, 10).await.unwrap();
+        seed(database.url(), store.0, true, 10).await.unwrap();
         let pool = pool(database.url(), 2).unwrap();
         lookup_by_phone(&pool, store.0, &seeded_phone(3))
             .await
