@@ -140,6 +140,9 @@ pub struct CachedStores {
     ttl: Duration,
     /// Sharded, so that requests of different catalogs do not queue on one lock.
     entries: quick_cache::sync::Cache<CatalogId, (Instant, Store)>,
+    /// Each store's config as last read, shared by all its catalogs' entries: one `Arc` per
+    /// config, by which the open adapter knows it.
+    configs: quick_cache::sync::Cache<StoreId, Arc<serde_json::Value>>,
 }
 
 impl CachedStores {
@@ -148,6 +151,7 @@ impl CachedStores {
             inner,
             ttl,
             entries: quick_cache::sync::Cache::new(STORE_CACHE_MAX),
+            configs: quick_cache::sync::Cache::new(STORE_CACHE_MAX),
         }
     }
 }
@@ -176,11 +180,11 @@ impl StoreRegistry for CachedStores {
         match &mut store {
             Some(store) => {
                 // An unchanged config keeps its `Arc`, by which the open adapter knows it
-                // (one JSON comparison per catalog and TTL, not one per request).
-                if let Some((_, before)) = kept
-                    && before.config == store.config
-                {
-                    store.config = before.config;
+                // (one JSON comparison per catalog and TTL, not one per request), and a
+                // store's catalogs share one.
+                match self.configs.get(&store.id) {
+                    Some(before) if before == store.config => store.config = before,
+                    _ => self.configs.insert(store.id, store.config.clone()),
                 }
                 self.entries
                     .insert(catalog.clone(), (Instant::now(), store.clone()));
