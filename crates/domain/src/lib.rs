@@ -22,8 +22,8 @@ pub use error::{CustomerError, PosError, RepositoryError, VendorResponse};
 pub use ports::{
     Capabilities, CatalogId, Claim, ClaimToken, CreateKey, CreateLease, CreateLocks,
     CustomerDirectory, CustomerMirror, DuplicateKeys, IdempotencyKey, IdempotencyStore, Operation,
-    OptionalField, PendingCreate, PendingCreateId, PendingCreates, PosConnections, SearchFilter,
-    Store, StoreId, StoreRegistry, Unseen, Vendor,
+    OptionalField, PendingCreate, PendingCreateId, PendingCreates, PosConnections, SavedOutcome,
+    SearchFilter, Store, StoreId, StoreRegistry, Unseen, Vendor,
 };
 pub use query::{CustomerPage, CustomerQuery, PageToken};
 pub use service::{

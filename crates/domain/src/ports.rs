@@ -530,11 +530,36 @@ pub enum Claim {
     /// it). Renew it while working; complete or release it with the token.
     Acquired(ClaimToken),
     /// No: it was processed; here is the saved outcome.
-    Completed(serde_json::Value),
+    Completed(SavedOutcome),
     /// No: the key came with a different request.
     Mismatch,
     /// No: another request with this key is being processed right now.
     InProgress,
+}
+
+/// A request's outcome as saved for replay: JSON text, written straight from the typed
+/// outcome and read straight back into it (no `serde_json::Value` in between: every create with
+/// a key saves one, and few are ever replayed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedOutcome(String);
+
+impl SavedOutcome {
+    pub fn of<T: Serialize>(outcome: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(outcome).map(Self)
+    }
+
+    /// Text a store kept; whether it reads as the outcome is found out on replay.
+    pub fn from_json(text: String) -> Self {
+        Self(text)
+    }
+
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    pub fn read<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
 }
 
 /// Idempotency records, kept 24 hours.
@@ -567,7 +592,7 @@ pub trait IdempotencyStore: Send + Sync {
         &self,
         key: &IdempotencyKey,
         token: &ClaimToken,
-        outcome: &serde_json::Value,
+        outcome: &SavedOutcome,
     ) -> Result<bool, RepositoryError>;
 
     /// Gives the key up after a failure, so that a retry may try again; only the holder's

@@ -9,7 +9,7 @@ use diesel::{
     Queryable, Selectable, SelectableHelper as _,
 };
 use diesel_async::RunQueryDsl as _;
-use domain::{Claim, ClaimToken, IdempotencyKey, IdempotencyStore, RepositoryError};
+use domain::{Claim, ClaimToken, IdempotencyKey, IdempotencyStore, RepositoryError, SavedOutcome};
 
 use crate::database::{Database, db_error, now};
 use crate::schema::idempotency_keys as keys;
@@ -118,13 +118,7 @@ impl IdempotencyStore for IdempotencyRecords {
                     return Ok(Claim::Mismatch);
                 }
                 if let Some(outcome) = record.outcome {
-                    return serde_json::from_str(&outcome)
-                        .map(Claim::Completed)
-                        .map_err(|e| {
-                            RepositoryError::Corrupt(format!(
-                                "idempotency outcome is not JSON: {e}"
-                            ))
-                        });
+                    return Ok(Claim::Completed(SavedOutcome::from_json(outcome)));
                 }
                 // Abandoned: its holder stopped renewing it (it died, or lost the database).
                 let abandoned = now - self.abandon_after;
@@ -203,7 +197,7 @@ impl IdempotencyStore for IdempotencyRecords {
         &self,
         key: &IdempotencyKey,
         token: &ClaimToken,
-        outcome: &serde_json::Value,
+        outcome: &SavedOutcome,
     ) -> Result<bool, RepositoryError> {
         let completed = with_connection!(self.db, |conn| {
             diesel::update(
@@ -215,7 +209,7 @@ impl IdempotencyStore for IdempotencyRecords {
                     .filter(keys::completed_at.is_null()),
             )
             .set((
-                keys::outcome.eq(Some(outcome.to_string())),
+                keys::outcome.eq(Some(outcome.as_json())),
                 keys::completed_at.eq(Some(now())),
             ))
             .execute(conn)

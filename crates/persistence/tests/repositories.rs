@@ -17,7 +17,8 @@ use domain::{
     CatalogId, Claim, ClaimToken, CreateKey, CreateLocks, Customer, CustomerDirectory, CustomerId,
     CustomerMirror, CustomerPatch, CustomerQuery, CustomerStatus, DuplicateKeys, Email, Gender,
     IdempotencyKey, IdempotencyStore, NewCustomer, OptionalField, PageToken, PendingCreate,
-    PendingCreates, PersonName, Phone, PosError, RepositoryError, StoreId, StoreRegistry, Vendor,
+    PendingCreates, PersonName, Phone, PosError, RepositoryError, SavedOutcome, StoreId,
+    StoreRegistry, Vendor,
 };
 use persistence::{AdminError, Backend, CredentialsKey, Database, IdempotencyRecords, Mirror};
 use serde_json::json;
@@ -211,6 +212,10 @@ fn idem(key: &str, fingerprint: &str) -> IdempotencyKey {
         key: key.to_owned(),
         fingerprint: fingerprint.to_owned(),
     }
+}
+
+fn saved(outcome: serde_json::Value) -> SavedOutcome {
+    SavedOutcome::of(&outcome).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1057,7 +1062,7 @@ async fn idempotency_lifecycle(db: Database) {
     records.release(&key, &holder).await.unwrap();
     let holder = acquired(records.claim(&key).await.unwrap());
 
-    let outcome = json!({"status": 201, "body": {"customer_id": "c-1"}});
+    let outcome = saved(json!({"status": 201, "body": {"customer_id": "c-1"}}));
     assert!(records.complete(&key, &holder, &outcome).await.unwrap());
     assert_eq!(
         records.claim(&key).await.unwrap(),
@@ -1071,7 +1076,7 @@ async fn idempotency_lifecycle(db: Database) {
     records.release(&key, &holder).await.unwrap();
     assert!(
         !records
-            .complete(&key, &holder, &json!("other"))
+            .complete(&key, &holder, &saved(json!("other")))
             .await
             .unwrap()
     );
@@ -1138,7 +1143,7 @@ async fn idempotency_wait_sees_completion(db: Database) {
     let records = db.idempotency();
     let key = idem("k-wait", "body");
     let holder = acquired(records.claim(&key).await.unwrap());
-    let outcome = json!({"done": true});
+    let outcome = saved(json!({"done": true}));
     let finisher = {
         let records = records.clone();
         let key = key.clone();
@@ -1178,12 +1183,12 @@ async fn idempotency_expired_records_are_claimed_anew(db: Database) {
         .with_lifetimes(Duration::ZERO, Duration::from_secs(300));
     let holder = acquired(fresh.claim(&key).await.unwrap());
     fresh
-        .complete(&key, &holder, &json!({"n": 1}))
+        .complete(&key, &holder, &saved(json!({"n": 1})))
         .await
         .unwrap();
     assert_eq!(
         fresh.claim(&key).await.unwrap(),
-        Claim::Completed(json!({"n": 1}))
+        Claim::Completed(saved(json!({"n": 1})))
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
     // Expired: forgotten, even with another body.
@@ -1214,7 +1219,7 @@ async fn idempotency_abandoned_records_are_taken_over_once(db: Database) {
     assert!(!records.renew(&key, &first).await.unwrap());
     assert!(
         !records
-            .complete(&key, &first, &json!("stale"))
+            .complete(&key, &first, &saved(json!("stale")))
             .await
             .unwrap()
     );
@@ -1242,13 +1247,13 @@ async fn idempotency_renewed_claims_are_never_taken_over(db: Database) {
     }
     assert!(
         records
-            .complete(&key, &holder, &json!("done"))
+            .complete(&key, &holder, &saved(json!("done")))
             .await
             .unwrap()
     );
     assert_eq!(
         records.claim(&key).await.unwrap(),
-        Claim::Completed(json!("done"))
+        Claim::Completed(saved(json!("done")))
     );
 }
 
@@ -1258,7 +1263,9 @@ async fn idempotency_expired_records_are_purged_in_batches(db: Database) {
     for n in 0..5 {
         let key = idem(&format!("purge-{n}"), "body");
         let holder = acquired(live.claim(&key).await.unwrap());
-        live.complete(&key, &holder, &json!(n)).await.unwrap();
+        live.complete(&key, &holder, &saved(json!(n)))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(5)).await;
     let fresh_key = idem("kept", "body");

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::{BulkItem, CreateOutcome, CustomerService};
 use crate::error::{CustomerError, RepositoryError};
-use crate::ports::{Claim, ClaimToken, IdempotencyKey};
+use crate::ports::{Claim, ClaimToken, IdempotencyKey, SavedOutcome};
 
 /// An outcome that may be saved for replay.
 pub(super) trait Replayable: Serialize + DeserializeOwned {
@@ -67,7 +67,7 @@ impl CustomerService {
                 }
                 result
             }
-            Claim::Completed(saved) => serde_json::from_value(saved).map_err(|e| {
+            Claim::Completed(saved) => saved.read().map_err(|e| {
                 CustomerError::Repository(RepositoryError::Corrupt(format!(
                     "saved idempotent outcome: {e}"
                 )))
@@ -104,7 +104,7 @@ impl CustomerService {
     }
 
     async fn save<T: Serialize>(&self, key: &IdempotencyKey, token: &ClaimToken, outcome: &T) {
-        let saved = match serde_json::to_value(outcome) {
+        let saved = match SavedOutcome::of(outcome) {
             Ok(saved) => saved,
             Err(e) => {
                 tracing::error!(error = %e, "could not save an idempotent outcome: not serialisable");

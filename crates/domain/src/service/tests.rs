@@ -14,7 +14,7 @@ use crate::customer::{
 use crate::error::{PosError, RepositoryError};
 use crate::ports::{
     Capabilities, CatalogId, Claim, ClaimToken, CreateKey, CreateLease, IdempotencyKey, Operation,
-    Store, Vendor,
+    SavedOutcome, Store, Vendor,
 };
 use crate::ports::{
     MockCreateLocks, MockCustomerDirectory, MockCustomerMirror, MockIdempotencyStore,
@@ -450,7 +450,7 @@ async fn an_unknown_catalog_is_not_found() {
 #[tokio::test]
 async fn a_completed_key_replays_without_any_pos_call() {
     let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
-    let saved = serde_json::to_value(CreateOutcome::Created(customer("42", "a@b.co"))).unwrap();
+    let saved = SavedOutcome::of(&CreateOutcome::Created(customer("42", "a@b.co"))).unwrap();
     ports
         .idempotency
         .expect_claim()
@@ -486,7 +486,7 @@ async fn a_key_reused_with_another_request_is_refused() {
 #[tokio::test]
 async fn a_key_in_progress_waits_for_the_first_and_replays_it() {
     let mut ports = Ports::vendor_pos().capabilities(Capabilities::ALL);
-    let saved = serde_json::to_value(CreateOutcome::Created(customer("42", "a@b.co"))).unwrap();
+    let saved = SavedOutcome::of(&CreateOutcome::Created(customer("42", "a@b.co"))).unwrap();
     ports
         .idempotency
         .expect_claim()
@@ -588,7 +588,7 @@ async fn a_successful_create_saves_its_outcome_under_the_key() {
         .withf(|k, t, saved| {
             k == &key()
                 && t == &token()
-                && serde_json::from_value::<CreateOutcome>(saved.clone()).is_ok_and(
+                && saved.read::<CreateOutcome>().is_ok_and(
                     |o| matches!(o, CreateOutcome::Created(c) if c.customer_id.as_str() == "3"),
                 )
         })
