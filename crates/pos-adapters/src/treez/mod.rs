@@ -206,8 +206,8 @@ impl Treez {
 
     /// The `data` of a successful answer; `None` for Treez's "no such customer" (a 404, or an
     /// update's 400 with that reason).
-    fn data(&self, answer: &VendorAnswer) -> Result<Option<Envelope>, PosError> {
-        let envelope: Envelope = answer.json()?;
+    fn data<'a>(&self, answer: &'a VendorAnswer) -> Result<Option<Envelope<'a>>, PosError> {
+        let envelope = Envelope::of(answer)?;
         if wire::NOT_FOUND_REASONS.contains(&envelope.reason())
             && matches!(
                 answer.status(),
@@ -227,8 +227,8 @@ impl Treez {
     }
 
     /// The customers of a successful answer; `None` for Treez's "no such customer".
-    fn read_customers(&self, answer: VendorAnswer) -> Result<Option<Vec<Customer>>, PosError> {
-        let Some(envelope) = self.data(&answer)? else {
+    fn read_customers(&self, answer: &VendorAnswer) -> Result<Option<Vec<Customer>>, PosError> {
+        let Some(envelope) = self.data(answer)? else {
             return Ok(None);
         };
         envelope
@@ -253,12 +253,12 @@ impl Treez {
         let Some(envelope) = self.data(&answer)? else {
             return Ok(None);
         };
-        match envelope.data {
-            Value::Object(record) => Ok(Some(record)),
-            Value::Array(mut records) if records.len() == 1 => match records.pop() {
-                Some(Value::Object(record)) => Ok(Some(record)),
-                _ => Err(bad_record(&answer)),
-            },
+        let record = match envelope.data {
+            Value::Array(records) if records.len() == 1 => records.first(),
+            one => Some(one),
+        };
+        match record {
+            Some(Value::Object(record)) => Ok(Some(record.clone())),
             _ => Err(bad_record(&answer)),
         }
     }
@@ -313,7 +313,7 @@ impl Treez {
             .get("data")
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
-        let customers = self.read_customers(answer)?.unwrap_or_default();
+        let customers = self.read_customers(&answer)?.unwrap_or_default();
         Ok(CustomerPage {
             customers,
             next: cursor.next(records),
@@ -348,7 +348,7 @@ impl Treez {
             )
             .await?;
         let found: Vec<Customer> = self
-            .read_customers(answer)?
+            .read_customers(&answer)?
             .unwrap_or_default()
             .into_iter()
             .filter(|c| rest.matches(c))
@@ -378,7 +378,7 @@ impl Treez {
             )
             .await?;
         let found: Vec<Customer> = self
-            .read_customers(answer)?
+            .read_customers(&answer)?
             .unwrap_or_default()
             .into_iter()
             .filter(|c| query.matches(c))
@@ -391,17 +391,18 @@ impl Treez {
 
     /// The one customer a write answers with.
     fn written(&self, answer: VendorAnswer) -> Result<Customer, PosError> {
-        let status = answer.status();
-        let response = answer.vendor_response();
-        match self.read_customers(answer)? {
+        match self.read_customers(&answer)? {
             Some(mut customers) if customers.len() == 1 => {
                 customers.pop().ok_or(PosError::NotFound)
             }
             None => Err(PosError::NotFound),
             Some(_) => Err(PosError::BadAnswer {
                 vendor: Vendor::Treez,
-                message: format!("a write answered {status} without exactly one customer"),
-                response: Some(response),
+                message: format!(
+                    "a write answered {} without exactly one customer",
+                    answer.status()
+                ),
+                response: Some(answer.vendor_response()),
             }),
         }
     }
@@ -445,7 +446,7 @@ fn bad_record(answer: &VendorAnswer) -> PosError {
 }
 
 /// A Treez refusal: on our field when it names one, else the vendor's answer as is.
-fn rejection(envelope: &Envelope, answer: VendorAnswer) -> PosError {
+fn rejection(envelope: &Envelope<'_>, answer: VendorAnswer) -> PosError {
     match wire::field_errors(envelope.reason(), envelope.detail()) {
         Some(errors) => PosError::Rejected(errors),
         None if answer.status().is_success() => PosError::Upstream(answer.vendor_response()),
@@ -487,7 +488,7 @@ impl CustomerDirectory for Treez {
             )
             .await?;
         Ok(self
-            .read_customers(answer)?
+            .read_customers(&answer)?
             .and_then(|mut customers| customers.pop()))
     }
 
@@ -504,7 +505,10 @@ impl CustomerDirectory for Treez {
                 true,
             )
             .await?;
-        if let Some(error) = self.refused_as_duplicate(&answer, &body).await {
+        if let Some(error) = self
+            .refused_as_duplicate(&answer, body.email, body.phone)
+            .await
+        {
             return Err(error);
         }
         self.written(answer)
@@ -546,11 +550,15 @@ impl CustomerDirectory for Treez {
             if attempt < 2
                 && !followed
                 && answer.status() == StatusCode::BAD_REQUEST
-                && answer.json::<Envelope>().is_ok_and(|e| e.merged_away())
+                && Envelope::of(&answer).is_ok_and(|e| e.merged_away())
             {
                 continue;
             }
-            if let Some(error) = self.refused_as_duplicate(&answer, &body).await {
+            let sent = |field: &str| body.get(field).and_then(Value::as_str);
+            if let Some(error) = self
+                .refused_as_duplicate(&answer, sent("email"), sent("phone"))
+                .await
+            {
                 return Err(error);
             }
             return self.written(answer);
@@ -562,16 +570,20 @@ impl CustomerDirectory for Treez {
 impl Treez {
     /// A write Treez refused because an e-mail or phone it sent belongs to another customer:
     /// that customer (our 409), or the refusal as Treez gave it.
-    async fn refused_as_duplicate(&self, answer: &VendorAnswer, body: &Value) -> Option<PosError> {
+    async fn refused_as_duplicate(
+        &self,
+        answer: &VendorAnswer,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> Option<PosError> {
         if answer.status().is_success() {
             return None;
         }
-        let key = answer.json::<Envelope>().ok()?.duplicate_of()?;
-        let field = match key {
-            Unique::Email => "email",
-            Unique::Phone => "phone",
-        };
-        let value = body.get(field).and_then(Value::as_str)?;
+        let key = Envelope::of(answer).ok()?.duplicate_of()?;
+        let value = match key {
+            Unique::Email => email,
+            Unique::Phone => phone,
+        }?;
         Some(self.duplicate(key, value, answer.clone()).await)
     }
 }

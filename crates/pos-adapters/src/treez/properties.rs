@@ -54,7 +54,12 @@ impl WireModel for TreezWire {
     }
 
     fn create_body(customer: &NewCustomer) -> Result<Value, PosError> {
-        wire::new_customer(customer, PatientType::Adult)
+        let body = wire::new_customer(customer, PatientType::Adult)?;
+        serde_json::to_value(body).map_err(|e| PosError::BadAnswer {
+            vendor: domain::Vendor::Treez,
+            message: e.to_string(),
+            response: None,
+        })
     }
 
     fn created(mut body: Value, id: &Value) -> Value {
@@ -87,7 +92,7 @@ impl WireModel for TreezWire {
 
     fn read_answer(data: &Value) -> Result<Vec<Customer>, String> {
         let answer = json!({"resultCode": "SUCCESS", "resultReason": null, "data": data});
-        let envelope: wire::Envelope = serde_json::from_value(answer).map_err(|e| e.to_string())?;
+        let envelope = wire::Envelope::read(&answer).map_err(|e| e.to_string())?;
         let _ = (envelope.failed(), envelope.reason(), envelope.detail());
         envelope.customers()
     }
@@ -125,7 +130,7 @@ proptest! {
         data in TreezWire::answers(),
     ) {
         let answer = json!({"resultCode": code, "resultReason": reason, "resultDetail": "x", "data": data});
-        if let Ok(envelope) = serde_json::from_value::<wire::Envelope>(answer) {
+        if let Ok(envelope) = wire::Envelope::read(&answer) {
             let _ = (envelope.failed(), envelope.reason(), envelope.detail(), envelope.customers());
         }
     }

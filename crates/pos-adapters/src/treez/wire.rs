@@ -4,15 +4,16 @@
 use domain::{
     Customer, CustomerPatch, FieldError, Gender, NewCustomer, PosError, ValidationErrors, Vendor,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::convert::{Incoming, ten_digits};
+use crate::http::VendorAnswer;
 
-/// `resultCode`/`resultReason`/`resultDetail`/`data`, around every answer but the token's.
+/// `resultCode`/`resultReason`/`resultDetail`, around every answer but the token's.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct Envelope {
+pub(super) struct Head {
     #[serde(default)]
     pub result_code: Option<String>,
     #[serde(default)]
@@ -22,26 +23,53 @@ pub(super) struct Envelope {
     /// Where the update's own refusal envelope puts the detail (spec).
     #[serde(default)]
     pub message: Option<Value>,
-    #[serde(default)]
-    pub data: Value,
 }
 
-impl Envelope {
+/// An answer's envelope, its `data` read where the answer holds it: customers are built
+/// straight from it, with no copy of the answer's JSON in between.
+#[derive(Debug)]
+pub(super) struct Envelope<'a> {
+    head: Head,
+    pub data: &'a Value,
+}
+
+static NO_DATA: Value = Value::Null;
+
+impl<'a> Envelope<'a> {
+    /// The envelope of an answer; a body that is not one is `PosError::BadAnswer`.
+    pub fn of(answer: &'a VendorAnswer) -> Result<Self, PosError> {
+        Ok(Self::with(answer.json()?, answer.body()))
+    }
+
+    /// The envelope of a body, for tests that have no answer around it.
+    #[cfg(test)]
+    pub fn read(body: &'a Value) -> Result<Self, serde_json::Error> {
+        Ok(Self::with(Head::deserialize(body)?, body))
+    }
+
+    fn with(head: Head, body: &'a Value) -> Self {
+        Self {
+            head,
+            data: body.get("data").unwrap_or(&NO_DATA),
+        }
+    }
     pub fn failed(&self) -> bool {
-        self.result_code
+        self.head
+            .result_code
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case("FAIL"))
     }
 
     pub fn reason(&self) -> &str {
-        self.result_reason
+        self.head
+            .result_reason
             .as_ref()
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
 
     pub fn detail(&self) -> &str {
-        [&self.result_detail, &self.message]
+        [&self.head.result_detail, &self.head.message]
             .into_iter()
             .flatten()
             .find_map(Value::as_str)
@@ -72,7 +100,7 @@ impl Envelope {
 
     /// The customers in `data`: one object (look-up by id) or a list (searches, pages).
     pub fn customers(&self) -> Result<Vec<Customer>, String> {
-        match &self.data {
+        match self.data {
             Value::Null => Ok(Vec::new()),
             // One unusable record (no id, no name) must not hide the rest of a page.
             Value::Array(items) => Ok(items
@@ -172,10 +200,8 @@ pub(super) fn customer(value: &Value) -> Result<Customer, String> {
 }
 
 /// Treez keeps ten digits; a number that has no ten-digit form is refused before any call.
-fn phone_digits(phone: &domain::Phone) -> Result<String, PosError> {
-    treez_phone(phone)
-        .map(str::to_owned)
-        .ok_or_else(|| PosError::Rejected(ValidationErrors::single("phone", FieldError::Invalid)))
+fn phone_refused() -> PosError {
+    PosError::Rejected(ValidationErrors::single("phone", FieldError::Invalid))
 }
 
 /// The ten digits Treez keeps for `phone`, when it can hold it: a North American number, whose
@@ -184,42 +210,49 @@ pub(super) fn treez_phone(phone: &domain::Phone) -> Option<&str> {
     ten_digits(phone).filter(|ten| !ten.starts_with(['0', '1']))
 }
 
-/// The body of `POST customer/detailcustomer`. `birthday` is required by Treez: the domain
-/// refuses a create without it before we get here (`Capabilities::required_fields`).
+/// The body of `POST customer/detailcustomer`, borrowed from the new customer and serialised
+/// straight into the request. `birthday` is required by Treez: the domain refuses a create
+/// without it before we get here (`Capabilities::required_fields`).
+#[derive(Serialize)]
+pub(super) struct NewTreezCustomer<'a> {
+    first_name: &'a str,
+    last_name: &'a str,
+    patient_type: super::PatientType,
+    gender: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    birthday: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
+    /// Ten digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drivers_license: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<&'a str>,
+}
+
 pub(super) fn new_customer(
     customer: &NewCustomer,
     patient_type: super::PatientType,
-) -> Result<Value, PosError> {
-    let mut body = json!({
-        "first_name": customer.first_name.as_str(),
-        "last_name": customer.last_name.as_str(),
-        "patient_type": patient_type,
-        "gender": gender_to_treez(customer.gender),
-    });
-    let object = body.as_object_mut().ok_or_else(|| PosError::BadAnswer {
-        vendor: Vendor::Treez,
-        message: "request body".into(),
-        response: None,
-    })?;
-    if let Some(birthday) = customer.birthday {
-        object.insert(
-            "birthday".into(),
-            json!(birthday.format("%Y-%m-%d").to_string()),
-        );
-    }
-    if let Some(email) = &customer.email {
-        object.insert("email".into(), json!(email.as_str()));
-    }
-    if let Some(phone) = &customer.phone {
-        object.insert("phone".into(), json!(phone_digits(phone)?));
-    }
-    if let Some(license) = &customer.drivers_license {
-        object.insert("drivers_license".into(), json!(license));
-    }
-    if let Some(notes) = &customer.notes {
-        object.insert("notes".into(), json!(notes));
-    }
-    Ok(body)
+) -> Result<NewTreezCustomer<'_>, PosError> {
+    let phone = match &customer.phone {
+        Some(phone) => Some(treez_phone(phone).ok_or_else(phone_refused)?),
+        None => None,
+    };
+    Ok(NewTreezCustomer {
+        first_name: customer.first_name.as_str(),
+        last_name: customer.last_name.as_str(),
+        patient_type,
+        gender: gender_to_treez(customer.gender),
+        birthday: customer
+            .birthday
+            .map(|birthday| birthday.format("%Y-%m-%d").to_string()),
+        email: customer.email.as_ref().map(|email| email.as_str()),
+        phone,
+        drivers_license: customer.drivers_license.as_deref(),
+        notes: customer.notes.as_deref(),
+    })
 }
 
 /// The fields of Treez's create schema, which its update takes whole (spec): everything a
@@ -291,8 +324,11 @@ pub(super) fn patch(patch: &CustomerPatch) -> Result<Value, PosError> {
         body.insert("email".into(), text(email.as_ref().map(|e| e.as_str())));
     }
     if let Some(phone) = &patch.phone {
-        let digits = phone.as_ref().map(phone_digits).transpose()?;
-        body.insert("phone".into(), text(digits.as_deref()));
+        let digits = match phone {
+            Some(phone) => Some(treez_phone(phone).ok_or_else(phone_refused)?),
+            None => None,
+        };
+        body.insert("phone".into(), text(digits));
     }
     if let Some(license) = &patch.drivers_license {
         body.insert("drivers_license".into(), text(license.as_deref()));
@@ -377,7 +413,7 @@ mod tests {
         let new = NewCustomer::parse(&form, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap();
         let body = new_customer(&new, super::super::PatientType::Adult).unwrap();
         assert_eq!(
-            body,
+            serde_json::to_value(body).unwrap(),
             json!({"first_name": "Ann", "last_name": "Lee", "patient_type": "ADULT",
                    "gender": "N", "birthday": "1990-02-03", "phone": "5551234567"})
         );
