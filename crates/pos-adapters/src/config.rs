@@ -34,7 +34,15 @@ pub struct CommonConfig {
     /// turns the limiter off, a positive integer replaces it.
     #[serde(default, deserialize_with = "rate_limit")]
     pub rate_limit_per_minute: Option<Option<NonZeroU32>>,
+    /// This store's vendor calls in flight at once (1 to [`MAX_IN_FLIGHT`]), instead of
+    /// [`DEFAULT_MAX_IN_FLIGHT`](crate::http::DEFAULT_MAX_IN_FLIGHT): under a burst, more
+    /// finish sooner against a slow vendor and fewer hold less memory.
+    #[serde(default, deserialize_with = "in_flight")]
+    pub max_in_flight: Option<usize>,
 }
+
+/// The most vendor calls in flight a store may ask for: each holds a connection to the vendor.
+pub const MAX_IN_FLIGHT: usize = 4096;
 
 /// Reads a store's config as `T`. Errors are [`AdapterError::Config`] naming the key path and
 /// what it must be, never the value: serde's own messages quote values (`invalid type: string
@@ -227,6 +235,15 @@ fn rate_limit<'de, D: Deserializer<'de>>(
     }
 }
 
+fn in_flight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    Value::deserialize(deserializer)?
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=MAX_IN_FLIGHT).contains(n))
+        .map(Some)
+        .ok_or_else(|| common("max_in_flight", "must be an integer from 1 to 4096"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +326,12 @@ mod tests {
             limit,
             "key \"rate_limit_per_minute\" must be a positive integer or null"
         );
+        for wrong in [json!(0), json!(4097), json!("8"), json!(null)] {
+            assert_eq!(
+                error(json!({"api_key": "k", "count": 1, "max_in_flight": wrong})),
+                "key \"max_in_flight\" must be an integer from 1 to 4096"
+            );
+        }
         let url = error(json!({"api_key": "k", "count": 1, "base_url": 8080}));
         assert_eq!(url, "key \"base_url\" must be an http(s) URL");
     }
@@ -318,9 +341,10 @@ mod tests {
         let parsed: Example = parse_config(
             Vendor::Cova,
             &json!({"api_key": " k ", "extra_key": "", "count": 1, "base_url": "http://x/",
-                    "timeout": "1500ms", "rate_limit_per_minute": 60}),
+                    "timeout": "1500ms", "rate_limit_per_minute": 60, "max_in_flight": 64}),
         )
         .unwrap();
+        assert_eq!(parsed.common.max_in_flight, Some(64));
         assert_eq!(parsed.api_key.expose(), "k");
         assert!(parsed.extra_key.is_none());
         assert_eq!(parsed.common.base_url.as_deref(), Some("http://x"));
@@ -345,7 +369,7 @@ mod tests {
         #[test]
         fn an_error_never_shows_a_value(
             value in "[a-zA-Z0-9_]{6,20}",
-            key in prop::sample::select(vec!["api_key", "extra_key", "count", "kind", "nested", "base_url", "timeout", "rate_limit_per_minute"]),
+            key in prop::sample::select(vec!["api_key", "extra_key", "count", "kind", "nested", "base_url", "timeout", "rate_limit_per_minute", "max_in_flight"]),
             shape in 0..5u8,
         ) {
             let wrong = match shape {

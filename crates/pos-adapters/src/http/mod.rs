@@ -20,7 +20,7 @@ pub use errors::{error_for_status, retry_after};
 pub use redact::MAX_ECHOED_BODY_BYTES;
 pub use request::VendorRequest;
 pub use secret::Secret;
-pub use settings::{BreakerSettings, DEFAULT_TIMEOUT, Settings};
+pub use settings::{BreakerSettings, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, Settings};
 pub use shared::{
     FreshToken, LocalBudget, RateBudget, RateQuota, Shared, SharedStateError, TokenFetch, TokenKey,
     TokenStore, TokenStoreError,

@@ -147,6 +147,9 @@ impl Settings {
             self.rate_limit_burst = None;
             self.write_rate_limit_per_minute = None;
         }
+        if let Some(in_flight) = common.max_in_flight {
+            self.max_in_flight = in_flight;
+        }
         self
     }
 }
@@ -164,8 +167,10 @@ mod tests {
             timeout: Some(Duration::from_millis(1500)),
             rate_limit_per_minute: Some(NonZeroU32::new(60)),
             base_url: None,
+            max_in_flight: Some(32),
         });
         assert_eq!(tuned.timeout, Duration::from_millis(1500));
+        assert_eq!(tuned.max_in_flight, 32);
         assert_eq!(tuned.rate_limit_per_minute, Some(60));
         let off = vendor.clone().with_overrides(&CommonConfig {
             rate_limit_per_minute: Some(None),
@@ -174,5 +179,6 @@ mod tests {
         assert_eq!(off.rate_limit_per_minute, None);
         let kept = vendor.with_overrides(&CommonConfig::default());
         assert_eq!(kept.rate_limit_per_minute, Some(120));
+        assert_eq!(kept.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
     }
 }
