@@ -13,7 +13,8 @@ pub const NOTES: &str =
   them); writes target/bench/summary.json and target/bench/ratios.svg.
   Options: --quick, --connections N, --only SCENARIO (healthz, lookup, local, vendor, get,
   thousand; repeatable), --profile (a `perf` CPU profile of the gateway during each scenario,
-  its top frames in target/bench/profile-<scenario>.txt; needs Debian's linux-perf).
+  its top frames in target/bench/profile-<scenario>.txt; needs Debian's linux-perf),
+  --max-in-flight N (the Treez store's vendor calls at once; the gateway's default, 256, when absent).
 ";
 
 pub fn run(args: &[String]) -> Result<(), Failure> {
@@ -32,6 +33,13 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
                     .clone();
             }
             "--profile" => extra.push(arg.clone()),
+            "--max-in-flight" => {
+                let cap = args
+                    .next()
+                    .filter(|n| n.parse::<u16>().is_ok_and(|n| (1..=4096).contains(&n)))
+                    .ok_or_else(|| Failure::new("--max-in-flight needs a number from 1 to 4096"))?;
+                extra.extend([arg.clone(), cap.clone()]);
+            }
             "--only" => {
                 let scenario = args
                     .next()
@@ -40,7 +48,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
             }
             "-h" | "--help" => {
                 eprint!(
-                    "Usage: cargo xtask bench [--quick] [--connections N] [--only SCENARIO]... [--profile]\n\n{NOTES}"
+                    "Usage: cargo xtask bench [--quick] [--connections N] [--only SCENARIO]... [--profile] [--max-in-flight N]\n\n{NOTES}"
                 );
                 return Ok(());
             }

@@ -31,6 +31,8 @@ pub struct Options {
     pub only: Vec<String>,
     /// A `perf` CPU profile of the gateway during each scenario (`<out>/profile-*.txt`).
     pub profile: bool,
+    /// The Treez store's `max_in_flight`, when not the gateway's default.
+    pub max_in_flight: Option<u16>,
 }
 
 /// One line of the table.
@@ -108,7 +110,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let local_store = setup.add_store(LOCAL, "local", None)?;
     let double = Arc::new(TreezDouble::start()?);
     let config_path = options.out.join("treez-store.json");
-    std::fs::write(&config_path, double.unthrottled_store_config().to_string())?;
+    let mut treez_config = double.unthrottled_store_config();
+    if let (Some(cap), Some(config)) = (options.max_in_flight, treez_config.as_object_mut()) {
+        config.insert("max_in_flight".into(), cap.into());
+    }
+    std::fs::write(&config_path, treez_config.to_string())?;
+    if let Some(cap) = options.max_in_flight {
+        println!("the Treez store's max_in_flight: {cap}");
+    }
     let treez_store = setup.add_store(TREEZ, "treez", Some(&config_path))?;
     let token = setup.token()?;
 

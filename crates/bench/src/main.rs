@@ -51,6 +51,10 @@ enum Command {
         /// <out>/profile-<scenario>.txt (needs Debian's linux-perf).
         #[arg(long)]
         profile: bool,
+        /// The Treez store's `max_in_flight` (its vendor calls at once); the gateway's
+        /// default when absent.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        max_in_flight: Option<u16>,
     },
     /// One chaos step: `faults` (vendor faults under load), `kill` (SIGKILL mid-create, then
     /// recovery), `replicas` (three gateways on one database) or `pg-outage` (needs --pg-stop
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
             connections,
             only,
             profile,
+            max_in_flight,
         } => runtime().and_then(|rt| {
             rt.block_on(bench::run(bench::Options {
                 quick,
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
                 connections,
                 only,
                 profile,
+                max_in_flight,
             }))
         }),
     };
