@@ -119,7 +119,11 @@ fn write_behind_families(database: &Database) -> Vec<prometheus::proto::MetricFa
         ),
         &["outcome"],
     );
-    let Ok(counter) = counter else {
+    let statements = prometheus::IntCounter::new(
+        "pos_gateway_mirror_write_behind_statements_total",
+        "Statements that wrote those copies: one per store per batch, a batch being what is queued within a few milliseconds.",
+    );
+    let (Ok(counter), Ok(statements)) = (counter, statements) else {
         return Vec::new();
     };
     for (outcome, n) in [
@@ -129,8 +133,11 @@ fn write_behind_families(database: &Database) -> Vec<prometheus::proto::MetricFa
     ] {
         counter.with_label_values(&[outcome]).inc_by(n);
     }
+    statements.inc_by(stats.statements);
     let registry = Registry::new();
-    if registry.register(Box::new(counter)).is_err() {
+    if registry.register(Box::new(counter)).is_err()
+        || registry.register(Box::new(statements)).is_err()
+    {
         return Vec::new();
     }
     registry.gather()

@@ -23,6 +23,8 @@ use crate::mirror::Mirror;
 pub const QUEUE: usize = 1024;
 /// Queued answers one batch takes at most.
 const BATCH: usize = 64;
+/// How long the task waits for more after the first answer of a batch that is not full.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What [`WriteBehind`] has done since the process started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct BehindStats {
     pub dropped: u64,
     /// Customers whose write failed (the database refused or was unreachable).
     pub failed: u64,
+    /// Statements sent to write them (one per store per batch).
+    pub statements: u64,
 }
 
 struct Item {
@@ -46,6 +50,7 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    statements: AtomicU64,
 }
 
 /// The queue and its writer; one per [`crate::Database`] (shared by its clones).
@@ -77,19 +82,24 @@ impl WriteBehind {
     }
 
     pub(crate) fn stats(&self) -> BehindStats {
+        // Statements first: the rows of every statement counted are counted by then.
+        let statements = self.counters.statements.load(Ordering::Acquire);
         BehindStats {
             written: self.counters.written.load(Ordering::Relaxed),
             dropped: self.counters.dropped.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
+            statements,
         }
     }
 }
 
-/// Drains the queue until every sender is gone: what is queued at once goes in one batch, one
-/// statement per store, each row with the time of its own answer.
+/// Drains the queue until every sender is gone: what is queued within [`LINGER`] of a batch's
+/// first answer goes in that batch, one statement per store, each row with the time of its own
+/// answer.
 async fn write(mirror: Mirror, mut items: mpsc::Receiver<Item>, counters: Arc<Counters>) {
     let mut batch: Vec<Item> = Vec::with_capacity(BATCH);
     while items.recv_many(&mut batch, BATCH).await > 0 {
+        gather(&mut batch, BATCH, || items.try_recv().ok()).await;
         let mut by_store: BTreeMap<StoreId, HashMap<String, (Customer, NaiveDateTime)>> =
             BTreeMap::new();
         for item in batch.drain(..) {
@@ -115,6 +125,29 @@ async fn write(mirror: Mirror, mut items: mpsc::Receiver<Item>, counters: Arc<Co
                     counters.failed.fetch_add(count, Ordering::Relaxed)
                 }
             };
+            // After its rows are counted, so a reader never sees more statements than rows.
+            counters.statements.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Fills a batch that is not full with what arrives within [`LINGER`]. Reads of a quiet store
+/// come one at a time: without the wait each was a statement of its own (a database round trip
+/// per proxied read), and sleeping rather than waiting on the queue means the answers that
+/// follow do not wake the task one by one.
+pub(crate) async fn gather<T>(
+    batch: &mut Vec<T>,
+    limit: usize,
+    mut queued: impl FnMut() -> Option<T>,
+) {
+    if batch.len() >= limit {
+        return;
+    }
+    tokio::time::sleep(LINGER).await;
+    while batch.len() < limit {
+        match queued() {
+            Some(item) => batch.push(item),
+            None => break,
         }
     }
 }

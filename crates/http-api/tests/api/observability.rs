@@ -373,3 +373,62 @@ fn metrics_show_vendor_calls_by_vendor_operation_and_status_class() {
         "{metrics}"
     );
 }
+
+/// A live read of Treez answers at once and is copied into the mirror behind: `/metrics`
+/// counts the customers copied and the statements that wrote them (how few statements reads
+/// in quick succession share is the persistence tests' to say).
+#[test]
+fn metrics_count_mirror_copies_written_behind_reads_and_their_statements() {
+    let double = vendor_doubles::start("treez").unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = served_gateway(dir.path()).env("RUST_LOG", "warn");
+    let (_, token) = treez_store(&gateway, dir.path(), double.as_ref());
+    double.seed_customer(&vendor_doubles::SeedCustomer {
+        first_name: "Behind".into(),
+        last_name: "Reader".into(),
+        email: Some("behind.reader@example.org".into()),
+        ..Default::default()
+    });
+    let serving = gateway.serve().unwrap();
+    for _ in 0..5 {
+        let (status, _, body) = get(
+            &format!(
+                "{}/api/v1/kiosk/customers?email=behind.reader%40example.org",
+                serving.url()
+            ),
+            &token,
+            &[],
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("Behind"), "{body}");
+    }
+    let counter = |metrics: &str, series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let began = Instant::now();
+    loop {
+        let (status, _, metrics) = get(&format!("{}/metrics", serving.url()), &token, &[]);
+        assert_eq!(status, 200);
+        let written = counter(
+            &metrics,
+            r#"pos_gateway_mirror_writes_behind_total{outcome="written"}"#,
+        );
+        let statements = counter(&metrics, "pos_gateway_mirror_write_behind_statements_total");
+        if written > 0 {
+            assert!(
+                (1..=written).contains(&statements),
+                "{statements} statements:\n{metrics}"
+            );
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "never written:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
